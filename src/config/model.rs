@@ -1,0 +1,254 @@
+//! Validated, typed configuration. Everything outside `config/` sees only these types;
+//! the serde structs that mirror the TOML files live in `raw.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Hard ceiling on any access token lifetime, whatever the configuration says.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// The whole gateway configuration: `gatehouse.toml` plus every partner file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of `gatehouse.toml` as given.
+    pub source: PathBuf,
+    pub data_dir: PathBuf,
+    pub listener: ListenerConfig,
+    pub tls: TlsConfig,
+    pub token: TokenConfig,
+    pub limits: Limits,
+    pub audit: AuditConfig,
+    pub dev: DevConfig,
+    pub stores: BTreeMap<String, StoreConfig>,
+    pub shares: BTreeMap<String, ShareConfig>,
+    pub partners: BTreeMap<String, PartnerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub addr: SocketAddr,
+    pub max_connections: usize,
+    /// Time a client has to send the complete request head.
+    pub header_read_timeout: Duration,
+    /// Connections with no request in flight are closed after this long.
+    pub idle_timeout: Duration,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    pub max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Dev CA written by the bootstrap (only used when `dev.bootstrap` is on).
+    pub dev_ca_cert_file: PathBuf,
+    pub dev_ca_key_file: PathBuf,
+    /// Host names and IPs the dev server certificate is made for.
+    pub dev_names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// `iss` of access tokens and `aud` a client assertion must carry, e.g.
+    /// `https://127.0.0.1:8443/v1/token`.
+    pub token_url: String,
+    /// `iss` claim of access tokens.
+    pub issuer: String,
+    /// `aud` claim of access tokens.
+    pub audience: String,
+    pub default_lifetime: Duration,
+    /// Longest lifetime any partner may get (never above [`MAX_TOKEN_LIFETIME`]).
+    pub max_lifetime: Duration,
+    /// Longest `exp - now` a client assertion may carry.
+    pub max_assertion_lifetime: Duration,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`.
+    pub leeway: Duration,
+    /// Gateway signing keys (PKCS#8 PEM, Ed25519 or P-256). The first signs; all are published.
+    pub signing_keys: Vec<SigningKeyConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyConfig {
+    pub id: String,
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest object body accepted on PUT.
+    pub max_put_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Directory of the JSONL audit files.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    /// Create missing dev material on `serve`: TLS CA and certificate, signing key,
+    /// demo objects, demo partner key pair, external id and profile.
+    pub bootstrap: bool,
+    /// Where the bootstrap writes the demo partner's private key and profile.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Embedded store: each bucket is a directory under `root`.
+    Fs { root: PathBuf },
+    /// S3 or an S3-compatible server; credentials from the standard AWS chain.
+    S3 {
+        region: Option<String>,
+        endpoint_url: Option<String>,
+        force_path_style: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ShareConfig {
+    /// Public name: the first path segment partners use.
+    pub name: String,
+    pub store: String,
+    /// Internal bucket name: never shown to partners.
+    pub bucket: String,
+    /// Internal key prefix, empty or ending in `/`: never shown to partners.
+    pub prefix: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerStatus {
+    Active,
+    Suspended,
+}
+
+#[derive(Clone)]
+pub struct PartnerConfig {
+    pub id: String,
+    pub display_name: String,
+    pub owner: String,
+    pub contract: String,
+    pub justification: String,
+    pub status: PartnerStatus,
+    pub review_by: Option<jiff::civil::Date>,
+    pub valid_until: Option<jiff::Timestamp>,
+    /// Checked in constant time at the token endpoint; never printed.
+    pub external_id: String,
+    pub max_session: Duration,
+    pub keys: Vec<PartnerKey>,
+    pub grants: Vec<Grant>,
+    /// The partner file this came from.
+    pub file: PathBuf,
+}
+
+impl fmt::Debug for PartnerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartnerConfig")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("valid_until", &self.valid_until)
+            .field("external_id", &"<redacted>")
+            .field("keys", &self.keys)
+            .field("grants", &self.grants)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PartnerKey {
+    pub id: String,
+    pub public_key_file: PathBuf,
+    /// The PEM text of the public key, read and checked at load time.
+    pub public_key_pem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub share: String,
+    /// Partner-visible key prefix, empty (whole share) or ending in `/`; matched on whole segments.
+    pub prefix: String,
+    pub actions: ActionSet,
+}
+
+/// What a grant can allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// GET and HEAD of objects.
+    Read,
+    /// ListObjectsV2.
+    List,
+    /// PUT.
+    Write,
+    /// DELETE.
+    Delete,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [Action::Read, Action::List, Action::Write, Action::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::List => "list",
+            Action::Write => "write",
+            Action::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A small set of [`Action`]s.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ActionSet(u8);
+
+impl ActionSet {
+    pub fn insert(&mut self, a: Action) {
+        self.0 |= a.bit();
+    }
+    pub fn contains(self, a: Action) -> bool {
+        self.0 & a.bit() != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Action> {
+        Action::ALL.into_iter().filter(move |a| self.contains(*a))
+    }
+}
+
+impl FromIterator<Action> for ActionSet {
+    fn from_iter<I: IntoIterator<Item = Action>>(iter: I) -> Self {
+        let mut s = ActionSet::default();
+        for a in iter {
+            s.insert(a);
+        }
+        s
+    }
+}
+
+impl fmt::Debug for ActionSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}

@@ -1,0 +1,32 @@
+//! # gatehouse
+//!
+//! A TLS gateway through which third parties reach an organisation's S3 data.
+//!
+//! # Layout
+//! Modules in the order a request meets them:
+//! - [`listener`]: accept loop, connection limits, graceful shutdown
+//! - [`tls`]: rustls server configuration (TLS 1.2+/AEAD only, h2 + http/1.1 ALPN)
+//! - [`pipeline`]: the one place the stage order is written
+//! - [`auth`]: token endpoint, client assertions, access tokens, JWKS
+//! - [`policy`]: object key validation, shares and grants
+//! - [`store`]: the `ObjectStore` trait; embedded `fs` and `s3`
+//! - [`s3api`]: S3 request parsing and XML responses, errors with request ids
+//! - [`audit`]: one JSON line per token event and data request
+//!
+//! Around them: [`config`] (TOML to typed config), [`bootstrap`] (first-run dev material),
+//! [`state`] (the runtime built from a config).
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod listener;
+pub mod pipeline;
+pub mod policy;
+pub mod s3api;
+pub mod state;
+pub mod store;
+pub mod tls;
+
+pub use listener::run;
