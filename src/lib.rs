@@ -19,8 +19,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod body;
+pub mod cli;
 pub mod bootstrap;
 pub mod config;
+pub mod data;
 pub mod listener;
 pub mod pipeline;
 pub mod policy;
@@ -28,5 +31,6 @@ pub mod s3api;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod tokens;
 
 pub use listener::run;

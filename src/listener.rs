@@ -1,2 +1,95 @@
-//! Placeholder.
-pub async fn run() {}
+//! The partner listener: accept loop, TLS handshake, HTTP/1.1 and HTTP/2, graceful shutdown.
+//!
+//! Takes a bound TCP listener, the runtime [`State`] and a shutdown future; serves until the
+//! future completes, then stops accepting and drains in-flight requests for up to
+//! `listener.shutdown_grace`. Enforces the connection limit, the TLS handshake timeout, the
+//! request-head timeout and size limits, and closes idle connections.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::pipeline::{self, ConnInfo};
+use crate::state::State;
+
+/// Serves partners on `listener` until `shutdown` completes, then drains.
+pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let cfg = state.config.listener.clone();
+    let acceptor = TlsAcceptor::from(state.tls.clone());
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        .max_buf_size(cfg.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(128)
+        .keep_alive_interval(Some(cfg.idle_timeout / 2))
+        .keep_alive_timeout(cfg.idle_timeout / 2);
+    let builder = Arc::new(builder);
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %peer, "connection limit reached; closing new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, state, builder, watcher) = (acceptor.clone(), state.clone(), builder.clone(), graceful.watcher());
+        let conn_info = ConnInfo { client_ip: peer.ip() };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, reason = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(pipeline::handle(state, conn_info, req).await) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(peer = %peer, reason = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(connections = graceful.count(), "shutting down; draining in-flight requests");
+    if tokio::time::timeout(cfg.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period ended with requests still in flight");
+    }
+    Ok(())
+}

@@ -8,5 +8,5 @@ mod load;
 mod model;
 mod raw;
 
-pub use load::{ConfigError, ConfigErrors, load};
+pub use load::{ConfigError, ConfigErrors, load, load_gateway};
 pub use model::*;

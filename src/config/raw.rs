@@ -1,1 +1,172 @@
-//! Placeholder: replaced by the config implementation.
+//! Serde structs that mirror the TOML files, one struct per table.
+//!
+//! Takes TOML text, gives these structs with typed scalars ([`values`]) and the byte span of
+//! every value that a later check may complain about. Unknown keys fail deserialisation
+//! (`deny_unknown_fields` everywhere), so a mistyped key is an error with a line number, never
+//! a silently ignored setting. Nothing here applies defaults or resolves paths: `load` does.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+mod values;
+
+pub use values::{ActionName, Addr, ByteSize, Date, HumanDuration, Status, StoreKind, Timestamp};
+
+/// `gatehouse.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatehouseFile {
+    pub data_dir: Option<Spanned<String>>,
+    pub partners_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub listener: ListenerTable,
+    #[serde(default)]
+    pub tls: TlsTable,
+    #[serde(default)]
+    pub token: TokenTable,
+    #[serde(default)]
+    pub limits: LimitsTable,
+    #[serde(default)]
+    pub audit: AuditTable,
+    #[serde(default)]
+    pub dev: DevTable,
+    #[serde(default)]
+    pub stores: BTreeMap<Spanned<String>, StoreTable>,
+    #[serde(default)]
+    pub shares: BTreeMap<Spanned<String>, ShareTable>,
+}
+
+/// `[listener]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTable {
+    pub addr: Option<Spanned<Addr>>,
+    pub max_connections: Option<Spanned<usize>>,
+    pub header_read_timeout: Option<Spanned<HumanDuration>>,
+    pub idle_timeout: Option<Spanned<HumanDuration>>,
+    pub handshake_timeout: Option<Spanned<HumanDuration>>,
+    pub shutdown_grace: Option<Spanned<HumanDuration>>,
+    pub max_header_bytes: Option<Spanned<ByteSize>>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsTable {
+    pub cert_file: Option<Spanned<String>>,
+    pub key_file: Option<Spanned<String>>,
+    pub dev_ca_cert_file: Option<Spanned<String>>,
+    pub dev_ca_key_file: Option<Spanned<String>>,
+    pub dev_names: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[token]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenTable {
+    pub url: Option<Spanned<String>>,
+    pub issuer: Option<Spanned<String>>,
+    pub audience: Option<Spanned<String>>,
+    pub default_lifetime: Option<Spanned<HumanDuration>>,
+    pub max_lifetime: Option<Spanned<HumanDuration>>,
+    pub max_assertion_lifetime: Option<Spanned<HumanDuration>>,
+    pub leeway: Option<Spanned<HumanDuration>>,
+    pub signing_keys: Option<Spanned<Vec<SigningKeyTable>>>,
+}
+
+/// One `[[token.signing_keys]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyTable {
+    pub id: Spanned<String>,
+    pub file: Spanned<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsTable {
+    pub max_put_bytes: Option<Spanned<ByteSize>>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditTable {
+    pub dir: Option<Spanned<String>>,
+}
+
+/// `[dev]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevTable {
+    pub bootstrap: Option<bool>,
+    pub dir: Option<Spanned<String>>,
+}
+
+/// `[stores.<name>]`. One flat struct rather than a tagged enum, so every value keeps its
+/// span; which keys each `type` allows is checked in `load`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreTable {
+    #[serde(rename = "type")]
+    pub kind: Spanned<StoreKind>,
+    /// `fs` only.
+    pub root: Option<Spanned<String>>,
+    /// `s3` only.
+    pub region: Option<Spanned<String>>,
+    /// `s3` only.
+    pub endpoint_url: Option<Spanned<String>>,
+    /// `s3` only.
+    pub force_path_style: Option<Spanned<bool>>,
+}
+
+/// `[shares.<name>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareTable {
+    pub store: Spanned<String>,
+    pub bucket: Spanned<String>,
+    pub prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `partners/<id>.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerFile {
+    pub id: Spanned<String>,
+    pub display_name: Spanned<String>,
+    pub owner: Spanned<String>,
+    pub contract: Spanned<String>,
+    pub justification: Spanned<String>,
+    pub status: Status,
+    pub review_by: Option<Date>,
+    pub valid_until: Option<Timestamp>,
+    pub external_id: Option<Spanned<String>>,
+    pub external_id_file: Option<Spanned<String>>,
+    pub max_session: Option<Spanned<HumanDuration>>,
+    pub keys: Option<Spanned<Vec<KeyTable>>>,
+    #[serde(default)]
+    pub grants: Vec<GrantTable>,
+}
+
+/// One `[[keys]]` entry of a partner file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyTable {
+    pub id: Spanned<String>,
+    pub public_key_file: Spanned<String>,
+}
+
+/// One `[[grants]]` entry of a partner file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantTable {
+    pub share: Spanned<String>,
+    pub prefix: Option<Spanned<String>>,
+    pub actions: Spanned<Vec<Spanned<ActionName>>>,
+}

@@ -1,20 +1,1095 @@
-//! Placeholder until the real implementation lands.
-use super::*;
+//! Embedded object store: one bucket is one directory on a local filesystem.
+//!
+//! Takes validated internal keys and streamed bodies; gives atomic puts, ranged gets streamed
+//! in 64 KiB chunks, and S3-style sorted listings. Fails with [`StoreError`]: `NotFound`,
+//! `InvalidRange { size }`, `Body` when the supplied body fails or does not match its declared
+//! length, and `Upstream` for I/O errors (detail for logs only).
+//!
+//! # Layout
+//! ```text
+//! <root>/objects/  object bodies, one file per key
+//! <root>/meta/     one JSON file per object (size, ETag, time, content type, user metadata)
+//! <root>/tmp/      in-flight uploads, on the same filesystem so renames are atomic
+//! ```
+//! A key is stored under the lowercase hex of its UTF-8 bytes, so `a` and `a/b` are two plain
+//! files, no key can name anything outside `objects/` (names hold only `[0-9a-f]`), names do
+//! not depend on case-sensitivity, and hex order is key byte order. The hex is cut into
+//! components of 200 characters: every full component but the last is a directory, the last
+//! one is a file with the suffix `.o` (a 1024-byte key is 10 directories and a file; most keys
+//! are one file). Since directories are exactly 200 characters long and files end in `.o`, a
+//! file never collides with a directory. `meta/` mirrors the same relative paths, so listing
+//! walks `objects/` only and never sees metadata; metadata is read only for returned entries.
+//!
+//! # Atomicity
+//! `put` streams the body into `tmp/`, hashing it (ETag: quoted hex MD5, as S3 gives for
+//! single-part uploads), then fsyncs it. Only once the whole body arrived: the metadata is
+//! written to `tmp/` and renamed into `meta/`, then the body is renamed into `objects/`, under a
+//! per-key lock stripe, so a visible object always has metadata. The metadata records the body
+//! file's identity (inode); readers open the body once, fstat that handle and accept the
+//! metadata only when it names that inode, retrying briefly while an overwrite is between its
+//! two renames. A failed or dropped `put` deletes its temp file (drop guard) and changes nothing.
+//! `delete` removes the body first, then the metadata. Only one process may write a bucket
+//! directory: the lock stripes are per process. A crash between the two renames of an
+//! overwrite leaves the key failing with `Upstream` until it is written or deleted again.
 
-pub struct FsStore;
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{self, ErrorKind, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use super::{
+    ByteRange, ByteStream, GetObject, ListEntry, ListPage, ListRequest, ObjectMeta, ObjectStore,
+    PutOptions, PutResult, StoreError,
+};
+
+/// Hex characters per path component (100 key bytes); well under the 255-byte name limit.
+const COMPONENT: usize = 200;
+const OBJECT_SUFFIX: &str = ".o";
+const READ_CHUNK: usize = 64 * 1024;
+const LOCK_STRIPES: usize = 64;
+const READ_ATTEMPTS: u32 = 6;
+/// Temp files older than this are left-overs of a crash and removed on `open`.
+const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
+
+/// One bucket directory of the embedded store.
+pub struct FsStore {
+    dirs: Arc<Dirs>,
+}
+
+struct Dirs {
+    objects: PathBuf,
+    meta: PathBuf,
+    tmp: PathBuf,
+    locks: Vec<parking_lot::Mutex<()>>,
+}
+
+/// What `meta/` holds for one object.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredMeta {
+    size: u64,
+    etag: String,
+    last_modified: jiff::Timestamp,
+    content_type: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    /// Identity of the body file this describes (inode on Unix).
+    body_id: u64,
+}
+
+impl StoredMeta {
+    fn to_meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            size: self.size,
+            etag: Some(self.etag.clone()),
+            last_modified: Some(self.last_modified),
+            content_type: self.content_type.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
 
 impl FsStore {
-    #[allow(clippy::new_ret_no_self, unused_variables)]
-    pub async fn open(root: &std::path::Path) -> Result<Self, StoreError> {
-        Err(StoreError::Upstream("not built yet".into()))
+    /// Opens (creating if missing) the bucket directory `root`.
+    pub async fn open(root: &Path) -> Result<FsStore, StoreError> {
+        let dirs = Dirs {
+            objects: root.join("objects"),
+            meta: root.join("meta"),
+            tmp: root.join("tmp"),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| parking_lot::Mutex::new(()))
+                .collect(),
+        };
+        for dir in [&dirs.objects, &dirs.meta, &dirs.tmp] {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| io_failure("create bucket directory", e))?;
+        }
+        let tmp = dirs.tmp.clone();
+        blocking(move || {
+            sweep_stale_temps(&tmp);
+            Ok(())
+        })
+        .await?;
+        Ok(FsStore {
+            dirs: Arc::new(dirs),
+        })
+    }
+
+    /// Opens the body and its matching metadata, retrying while an overwrite is mid-way.
+    async fn open_consistent(
+        &self,
+        key: &str,
+    ) -> Result<(tokio::fs::File, StoredMeta), StoreError> {
+        let rel = key_path(key);
+        let (body_path, meta_path) = (self.dirs.objects.join(&rel), self.dirs.meta.join(&rel));
+        for attempt in 0..READ_ATTEMPTS {
+            let file = match tokio::fs::File::open(&body_path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
+                Err(e) => return Err(io_failure("open object", e)),
+            };
+            let stat = file
+                .metadata()
+                .await
+                .map_err(|e| io_failure("stat object", e))?;
+            if let Some(meta) = read_meta(&meta_path).await?
+                && meta.body_id == body_id(&stat)
+                && meta.size == stat.len()
+            {
+                return Ok((file, meta));
+            }
+            tokio::time::sleep(Duration::from_millis(1 << attempt)).await;
+        }
+        Err(StoreError::Upstream(
+            "object metadata does not match its body (interrupted overwrite?)".into(),
+        ))
+    }
+
+    /// Streams `body` into the temp file at `path`; returns size, ETag and the file identity.
+    async fn receive(
+        path: &Path,
+        mut body: ByteStream,
+        expected: Option<u64>,
+    ) -> Result<(u64, String, u64), StoreError> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .await
+            .map_err(|e| io_failure("create temp file", e))?;
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if let Some(n) = expected
+                && size > n
+            {
+                return Err(StoreError::Body(format!(
+                    "body longer than its content-length {n}"
+                )));
+            }
+            md5.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| io_failure("write temp file", e))?;
+        }
+        if let Some(n) = expected
+            && size != n
+        {
+            return Err(StoreError::Body(format!(
+                "body ended after {size} of {n} bytes"
+            )));
+        }
+        file.flush()
+            .await
+            .map_err(|e| io_failure("write temp file", e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| io_failure("sync temp file", e))?;
+        let stat = file
+            .metadata()
+            .await
+            .map_err(|e| io_failure("stat temp file", e))?;
+        Ok((
+            size,
+            format!("\"{}\"", hex(&md5.finalize())),
+            body_id(&stat),
+        ))
     }
 }
 
 #[async_trait::async_trait]
 impl ObjectStore for FsStore {
-    async fn head(&self, _key: &str) -> Result<ObjectMeta, StoreError> { Err(StoreError::NotFound) }
-    async fn get(&self, _key: &str, _range: Option<ByteRange>) -> Result<GetObject, StoreError> { Err(StoreError::NotFound) }
-    async fn put(&self, _key: &str, _body: ByteStream, _opts: PutOptions) -> Result<PutResult, StoreError> { Err(StoreError::NotFound) }
-    async fn delete(&self, _key: &str) -> Result<(), StoreError> { Err(StoreError::NotFound) }
-    async fn list(&self, _req: &ListRequest) -> Result<ListPage, StoreError> { Err(StoreError::NotFound) }
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        Ok(self.open_consistent(key).await?.1.to_meta())
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, StoreError> {
+        let (mut file, meta) = self.open_consistent(key).await?;
+        let size = meta.size;
+        let served = match range {
+            None => None,
+            Some(r) => Some(r.resolve(size).ok_or(StoreError::InvalidRange { size })?),
+        };
+        let (start, len) = served.map_or((0, size), |(first, last)| (first, last - first + 1));
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .await
+                .map_err(|e| io_failure("seek object", e))?;
+        }
+        Ok(GetObject {
+            meta: meta.to_meta(),
+            range: served,
+            body: exact_stream(file, len),
+        })
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult, StoreError> {
+        let path = self.dirs.tmp.join(format!("{}.body", ulid::Ulid::new()));
+        let temp = TempFile(Some(path.clone()));
+        let (size, etag, body_id) = match Self::receive(&path, body, opts.content_length).await {
+            Ok(r) => r,
+            Err(e) => {
+                temp.remove().await;
+                return Err(e);
+            }
+        };
+        let meta = StoredMeta {
+            size,
+            etag: etag.clone(),
+            last_modified: jiff::Timestamp::now(),
+            content_type: opts.content_type,
+            metadata: opts.metadata,
+            body_id,
+        };
+        let json = serde_json::to_vec(&meta)
+            .map_err(|e| StoreError::Upstream(format!("encode metadata: {e}")))?;
+        let (dirs, rel, stripe) = (self.dirs.clone(), key_path(key), stripe(key));
+        // The guard moves into the blocking task: once the body is complete, commit even if
+        // the caller goes away.
+        blocking(move || dirs.commit(&rel, stripe, temp, &json)).await?;
+        Ok(PutResult { etag: Some(etag) })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let (dirs, rel, stripe) = (self.dirs.clone(), key_path(key), stripe(key));
+        blocking(move || dirs.remove(&rel, stripe)).await
+    }
+
+    async fn list(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
+        if req.max_keys == 0 {
+            return Ok(ListPage::default());
+        }
+        let (dirs, req) = (self.dirs.clone(), req.clone());
+        blocking(move || dirs.list(&req)).await
+    }
+}
+
+impl Dirs {
+    fn commit(
+        &self,
+        rel: &Path,
+        stripe: usize,
+        body: TempFile,
+        meta_json: &[u8],
+    ) -> Result<(), StoreError> {
+        let meta_temp = TempFile(Some(self.tmp.join(format!("{}.meta", ulid::Ulid::new()))));
+        if let Some(path) = &meta_temp.0 {
+            write_synced(path, meta_json).map_err(|e| io_failure("write metadata", e))?;
+        }
+        let _lock = self.locks[stripe].lock();
+        let meta_path = self.meta.join(rel);
+        meta_temp
+            .rename_to(&meta_path)
+            .map_err(|e| io_failure("publish metadata", e))?;
+        let body_path = self.objects.join(rel);
+        if let Err(e) = body.rename_to(&body_path) {
+            remove_if_exists(&meta_path).ok();
+            return Err(io_failure("publish object", e));
+        }
+        if let Some(parent) = body_path.parent() {
+            sync_dir(parent);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, rel: &Path, stripe: usize) -> Result<(), StoreError> {
+        let _lock = self.locks[stripe].lock();
+        for root in [&self.objects, &self.meta] {
+            remove_if_exists(&root.join(rel)).map_err(|e| io_failure("delete object", e))?;
+            // Long keys live in directories; drop the ones that became empty.
+            let mut dir = rel.parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if std::fs::remove_dir(root.join(d)).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, req: &ListRequest) -> Result<ListPage, StoreError> {
+        let mut walk = Walk {
+            req,
+            prefix_hex: hex(req.prefix.as_bytes()),
+            start_hex: req.start_after.as_deref().map(|s| hex(s.as_bytes())),
+            skip_hex: None,
+            limit: req.max_keys.saturating_add(1),
+            items: Vec::new(),
+        };
+        walk.dir(&self.objects, Path::new(""), "")
+            .map_err(|e| io_failure("list objects", e))?;
+        let is_truncated = walk.items.len() > req.max_keys;
+        walk.items.truncate(req.max_keys);
+        let mut page = ListPage {
+            is_truncated,
+            ..ListPage::default()
+        };
+        for item in walk.items {
+            match item {
+                Item::Prefix(p) => page.common_prefixes.push(p),
+                Item::Key(key, rel) => match std::fs::read(self.meta.join(rel)) {
+                    Ok(raw) => {
+                        let m = parse_meta(&raw)?;
+                        let (size, etag, last_modified) =
+                            (m.size, Some(m.etag), Some(m.last_modified));
+                        page.objects.push(ListEntry {
+                            key,
+                            size,
+                            etag,
+                            last_modified,
+                        });
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {} // deleted meanwhile
+                    Err(e) => return Err(io_failure("read metadata", e)),
+                },
+            }
+        }
+        Ok(page)
+    }
+}
+
+enum Item {
+    Key(String, PathBuf),
+    Prefix(String),
+}
+
+/// An ordered walk of `objects/` that stops after `limit` items. All comparisons are on hex,
+/// whose order is key byte order.
+struct Walk<'a> {
+    req: &'a ListRequest,
+    prefix_hex: String,
+    start_hex: Option<String>,
+    /// The common prefix last rolled up: keys under it are skipped.
+    skip_hex: Option<String>,
+    limit: usize,
+    items: Vec<Item>,
+}
+
+impl Walk<'_> {
+    /// Walks one directory whose path spells `acc`; false once the page is full.
+    fn dir(&mut self, dir: &Path, rel: &Path, acc: &str) -> io::Result<bool> {
+        for (part, is_dir) in read_sorted(dir)? {
+            let full = format!("{acc}{part}");
+            // A directory holds only keys that are longer than `full` and start with it.
+            let in_prefix = full.starts_with(&self.prefix_hex);
+            if !in_prefix && !(is_dir && self.prefix_hex.starts_with(&full)) {
+                if full > self.prefix_hex {
+                    break;
+                }
+                continue;
+            }
+            if let Some(start) = &self.start_hex {
+                let before = if is_dir {
+                    full < *start && !start.starts_with(&full)
+                } else {
+                    full <= *start
+                };
+                if before {
+                    continue;
+                }
+            }
+            if self
+                .skip_hex
+                .as_ref()
+                .is_some_and(|skip| full.starts_with(skip))
+            {
+                continue;
+            }
+            let name = if is_dir {
+                part
+            } else {
+                format!("{part}{OBJECT_SUFFIX}")
+            };
+            let more = if is_dir {
+                self.dir(&dir.join(&name), &rel.join(&name), &full)?
+            } else {
+                self.object(&full, rel.join(&name))
+            };
+            if !more {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn object(&mut self, key_hex: &str, rel: PathBuf) -> bool {
+        let Some(key) = unhex(key_hex).and_then(|b| String::from_utf8(b).ok()) else {
+            return true;
+        };
+        let plen = self.req.prefix.len();
+        let group = self
+            .req
+            .delimiter
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .and_then(|d| {
+                key[plen..]
+                    .find(d)
+                    .map(|i| key[..plen + i + d.len()].to_owned())
+            });
+        match group {
+            Some(common) => {
+                self.skip_hex = Some(hex(common.as_bytes()));
+                // A group at or before `start_after` was returned (or passed) on an earlier page.
+                if self
+                    .req
+                    .start_after
+                    .as_deref()
+                    .is_some_and(|s| common.as_str() <= s)
+                {
+                    return true;
+                }
+                self.items.push(Item::Prefix(common));
+            }
+            None => self.items.push(Item::Key(key, rel)),
+        }
+        self.items.len() < self.limit
+    }
+}
+
+/// Directory entries as (hex part, is_dir), in key order; foreign names are ignored.
+fn read_sorted(dir: &Path) -> io::Result<Vec<(String, bool)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()), // pruned meanwhile
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let part = if kind.is_dir() {
+            Some(name.as_str())
+        } else {
+            name.strip_suffix(OBJECT_SUFFIX)
+        };
+        let valid = part.is_some_and(|p| {
+            let len_ok = if kind.is_dir() {
+                p.len() == COMPONENT
+            } else {
+                p.len() <= COMPONENT
+            };
+            len_ok && p.len() % 2 == 0 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if let (true, Some(p)) = (valid && (kind.is_dir() || kind.is_file()), part) {
+            out.push((p.to_owned(), kind.is_dir()));
+        }
+    }
+    // Equal parts: the file's key is a prefix of every key in the directory, so it comes first.
+    out.sort();
+    Ok(out)
+}
+
+/// The path of a key relative to `objects/` and `meta/`.
+fn key_path(key: &str) -> PathBuf {
+    let hex = hex(key.as_bytes());
+    let dirs = hex.len().saturating_sub(1) / COMPONENT;
+    let mut path = PathBuf::new();
+    for i in 0..dirs {
+        path.push(&hex[i * COMPONENT..(i + 1) * COMPONENT]);
+    }
+    path.push(format!("{}{OBJECT_SUFFIX}", &hex[dirs * COMPONENT..]));
+    path
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some((digit(p[0])? * 16 + digit(*p.get(1)?)?) as u8))
+        .collect()
+}
+
+fn stripe(key: &str) -> usize {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % LOCK_STRIPES as u64) as usize
+}
+
+#[cfg(unix)]
+fn body_id(stat: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(stat)
+}
+
+#[cfg(not(unix))]
+fn body_id(stat: &std::fs::Metadata) -> u64 {
+    let since = stat
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    since.map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Streams exactly `len` bytes of `file` from its current position; a short file is an error.
+fn exact_stream(file: tokio::fs::File, len: u64) -> ByteStream {
+    let chunks = ReaderStream::with_capacity(file.take(len), READ_CHUNK);
+    let stream = futures_util::stream::unfold(Some((chunks, 0u64)), move |state| async move {
+        let (mut chunks, got) = state?;
+        match chunks.next().await {
+            Some(Ok(b)) => {
+                let got = got + b.len() as u64;
+                Some((Ok(b), Some((chunks, got))))
+            }
+            Some(Err(e)) => Some((Err(io_failure("read object", e)), None)),
+            None if got < len => Some((
+                Err(StoreError::Upstream(
+                    "object file shorter than recorded".into(),
+                )),
+                None,
+            )),
+            None => None,
+        }
+    });
+    Box::pin(stream)
+}
+
+async fn read_meta(path: &Path) -> Result<Option<StoredMeta>, StoreError> {
+    match tokio::fs::read(path).await {
+        Ok(raw) => parse_meta(&raw).map(Some),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_failure("read metadata", e)),
+    }
+}
+
+fn parse_meta(raw: &[u8]) -> Result<StoredMeta, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Upstream(format!("corrupt metadata: {e}")))
+}
+
+fn io_failure(what: &str, e: io::Error) -> StoreError {
+    StoreError::Upstream(format!("{what}: {e}"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Upstream(format!("store task failed: {e}")))?
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create_new(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Best effort: a rename is durable once its directory is synced.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        d.sync_all().ok();
+    }
+}
+
+fn sweep_stale_temps(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let modified = entry.metadata().and_then(|m| m.modified());
+        let stale = modified.is_ok_and(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .is_ok_and(|age| age > STALE_TEMP)
+        });
+        if stale {
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
+}
+
+/// A temp file that is deleted unless it was renamed into place.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    /// Renames into `to`, creating parents; retries when a concurrent delete pruned them.
+    fn rename_to(mut self, to: &Path) -> io::Result<()> {
+        let Some(from) = self.0.take() else {
+            return Err(io::Error::other("temp file already used"));
+        };
+        let mut result = Ok(());
+        for _ in 0..3 {
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            result = std::fs::rename(&from, to);
+            match &result {
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                _ => break,
+            }
+        }
+        if result.is_err() {
+            remove_if_exists(&from).ok();
+        }
+        result
+    }
+
+    async fn remove(mut self) {
+        if let Some(path) = self.0.take() {
+            tokio::fs::remove_file(&path).await.ok();
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let Some(path) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || remove_if_exists(&path))),
+            Err(_) => drop(remove_if_exists(&path)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    use super::*;
+
+    fn body(data: &[u8]) -> ByteStream {
+        let chunks: Vec<Result<Bytes, StoreError>> = data
+            .chunks(7)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        Box::pin(stream::iter(chunks))
+    }
+
+    async fn put(store: &FsStore, key: &str, data: &[u8]) -> PutResult {
+        let opts = PutOptions {
+            content_length: Some(data.len() as u64),
+            ..PutOptions::default()
+        };
+        store.put(key, body(data), opts).await.expect("put")
+    }
+
+    async fn read(
+        store: &FsStore,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let got = store.get(key, range).await?;
+        let mut out = Vec::new();
+        let mut b = got.body;
+        while let Some(chunk) = b.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    async fn bucket() -> (tempfile::TempDir, FsStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::open(&dir.path().join("bucket"))
+            .await
+            .expect("open");
+        (dir, store)
+    }
+
+    fn temp_count(store: &FsStore) -> usize {
+        std::fs::read_dir(&store.dirs.tmp).expect("tmp dir").count()
+    }
+
+    #[tokio::test]
+    async fn round_trip_keeps_body_and_metadata() {
+        let (_dir, store) = bucket().await;
+        let opts = PutOptions {
+            content_type: Some("text/plain".into()),
+            metadata: BTreeMap::from([("owner".into(), "ops".into())]),
+            content_length: Some(11),
+        };
+        let put = store
+            .put("docs/a.txt", body(b"hello world"), opts)
+            .await
+            .expect("put");
+        assert_eq!(
+            put.etag.as_deref(),
+            Some("\"5eb63bbbe01eeed093cb22bb8f5acdc3\"")
+        );
+        let meta = store.head("docs/a.txt").await.expect("head");
+        assert_eq!(meta.size, 11);
+        assert_eq!(meta.etag, put.etag);
+        assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(meta.metadata.get("owner").map(String::as_str), Some("ops"));
+        assert!(meta.last_modified.is_some());
+        assert_eq!(
+            read(&store, "docs/a.txt", None).await.expect("get"),
+            b"hello world"
+        );
+        assert!(matches!(
+            store.head("docs/b.txt").await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.get("docs", None).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_key_and_keys_below_it_coexist() {
+        let (_dir, store) = bucket().await;
+        for key in ["a", "a/b", "a/b/c"] {
+            put(&store, key, key.as_bytes()).await;
+        }
+        for key in ["a", "a/b", "a/b/c"] {
+            assert_eq!(read(&store, key, None).await.expect("get"), key.as_bytes());
+        }
+    }
+
+    #[tokio::test]
+    async fn odd_and_long_keys_round_trip_and_list() {
+        let (_dir, store) = bucket().await;
+        let long = format!("deep/{}", "é/x".repeat(1019 / 4)); // multi-byte, > 1000 bytes
+        let longest = "k".repeat(1024);
+        let keys = [
+            "with space",
+            "100%",
+            "üñí/cødé",
+            ".",
+            "a..b",
+            "~tilde",
+            "q?x=1&y#z",
+            &long,
+            &longest,
+        ];
+        for key in keys {
+            put(&store, key, key.as_bytes()).await;
+            assert_eq!(
+                read(&store, key, None).await.expect("get"),
+                key.as_bytes(),
+                "{key}"
+            );
+        }
+        let page = store
+            .list(&ListRequest {
+                max_keys: 100,
+                ..ListRequest::default()
+            })
+            .await
+            .expect("list");
+        let listed: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+        let mut expected = keys.to_vec();
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+
+    #[tokio::test]
+    async fn ranges_follow_rfc_9110() {
+        let (_dir, store) = bucket().await;
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        put(&store, "r", &data).await;
+        let from = |first, last| Some(ByteRange::From { first, last });
+        assert_eq!(
+            read(&store, "r", from(0, Some(0)))
+                .await
+                .expect("first byte"),
+            &data[..1]
+        );
+        assert_eq!(
+            read(&store, "r", from(70_000, Some(140_000)))
+                .await
+                .expect("mid"),
+            &data[70_000..=140_000]
+        );
+        assert_eq!(
+            read(&store, "r", from(199_990, None)).await.expect("open"),
+            &data[199_990..]
+        );
+        assert_eq!(
+            read(&store, "r", Some(ByteRange::Suffix(5)))
+                .await
+                .expect("suffix"),
+            &data[199_995..]
+        );
+        assert_eq!(
+            read(&store, "r", Some(ByteRange::Suffix(900_000)))
+                .await
+                .expect("big suffix"),
+            data
+        );
+        let got = store.get("r", from(10, Some(19))).await.expect("get");
+        assert_eq!((got.range, got.meta.size), (Some((10, 19)), 200_000));
+        for bad in [from(200_000, None), Some(ByteRange::Suffix(0))] {
+            assert!(matches!(
+                store.get("r", bad).await,
+                Err(StoreError::InvalidRange { size: 200_000 })
+            ));
+        }
+        put(&store, "empty", b"").await;
+        assert!(matches!(
+            store.get("empty", from(0, None)).await,
+            Err(StoreError::InvalidRange { size: 0 })
+        ));
+        assert_eq!(read(&store, "empty", None).await.expect("empty"), b"");
+    }
+
+    #[tokio::test]
+    async fn overwrite_replaces_body_and_metadata() {
+        let (_dir, store) = bucket().await;
+        let first = put(&store, "k", b"first version").await;
+        let opts = PutOptions {
+            content_type: Some("a/b".into()),
+            ..PutOptions::default()
+        };
+        let second = store
+            .put("k", body(b"second"), opts)
+            .await
+            .expect("overwrite");
+        assert_ne!(first.etag, second.etag);
+        let meta = store.head("k").await.expect("head");
+        assert_eq!(
+            (meta.size, meta.etag, meta.content_type.as_deref()),
+            (6, second.etag, Some("a/b"))
+        );
+        assert_eq!(read(&store, "k", None).await.expect("get"), b"second");
+    }
+
+    #[tokio::test]
+    async fn delete_removes_object_and_metadata() {
+        let (_dir, store) = bucket().await;
+        let long = "d".repeat(500);
+        for key in ["gone", long.as_str()] {
+            put(&store, key, b"x").await;
+            store.delete(key).await.expect("delete");
+            assert!(matches!(store.head(key).await, Err(StoreError::NotFound)));
+            store
+                .delete(key)
+                .await
+                .expect("deleting a missing key succeeds");
+        }
+        for dir in [&store.dirs.objects, &store.dirs.meta] {
+            assert_eq!(
+                std::fs::read_dir(dir).expect("dir").count(),
+                0,
+                "empty directories pruned"
+            );
+        }
+    }
+
+    /// Keys or common prefixes, in order, as S3 groups them.
+    fn expected_items(
+        keys: &BTreeSet<String>,
+        prefix: &str,
+        delimiter: Option<&str>,
+    ) -> Vec<String> {
+        let mut items: Vec<String> = Vec::new();
+        for key in keys.iter().filter(|k| k.starts_with(prefix)) {
+            let item = match delimiter.and_then(|d| key[prefix.len()..].find(d).map(|i| (i, d))) {
+                Some((i, d)) => key[..prefix.len() + i + d.len()].to_owned(),
+                None => key.clone(),
+            };
+            if items.last() != Some(&item) {
+                items.push(item);
+            }
+        }
+        items
+    }
+
+    #[tokio::test]
+    async fn paginated_listing_matches_s3_grouping() {
+        let (_dir, store) = bucket().await;
+        let edge = format!("p/{}", "x".repeat(98)); // 100 bytes: one full path component
+        let mut keys: BTreeSet<String> = [
+            "a", "a/b", "a/b/c", "a/c", "a/d/e", "a/d/f", "a0", "b/c/1", "b/c/2", "b/cd", "b/c~",
+            "bé", "b~", "c", "zz/top", "~",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        keys.extend([
+            edge.clone(),
+            format!("{edge}/y"),
+            format!("{edge}z"),
+            format!("{edge}/yy/{}", "w".repeat(300)),
+        ]);
+        for key in &keys {
+            put(&store, key, b"v").await;
+        }
+        for prefix in ["", "a", "a/", "b/c", "p/", &edge, "nothing"] {
+            for delimiter in [None, Some("/"), Some("/c"), Some("é")] {
+                let want = expected_items(&keys, prefix, delimiter);
+                for max_keys in [1, 2, 3, 1000] {
+                    let mut got = Vec::new();
+                    let mut start_after = None;
+                    for _ in 0..100 {
+                        let req = ListRequest {
+                            prefix: prefix.to_owned(),
+                            delimiter: delimiter.map(str::to_owned),
+                            start_after: start_after.clone(),
+                            max_keys,
+                        };
+                        let page = store.list(&req).await.expect("list");
+                        let mut items: Vec<String> =
+                            page.objects.iter().map(|o| o.key.clone()).collect();
+                        items.extend(page.common_prefixes.iter().cloned());
+                        items.sort();
+                        assert!(items.len() <= max_keys);
+                        assert!(page.objects.iter().all(|o| o.size == 1 && o.etag.is_some()));
+                        start_after = items.last().cloned().or(start_after);
+                        got.extend(items);
+                        if !page.is_truncated {
+                            break;
+                        }
+                    }
+                    assert_eq!(
+                        got, want,
+                        "prefix {prefix:?} delimiter {delimiter:?} max_keys {max_keys}"
+                    );
+                }
+            }
+        }
+        let zero = ListRequest {
+            max_keys: 0,
+            ..ListRequest::default()
+        };
+        assert_eq!(store.list(&zero).await.expect("list"), ListPage::default());
+    }
+
+    #[tokio::test]
+    async fn start_after_inside_a_group_skips_the_group() {
+        let (_dir, store) = bucket().await;
+        for key in ["a/w", "a/x", "a/y", "b"] {
+            put(&store, key, b"v").await;
+        }
+        for start in ["a/x", "a/"] {
+            let req = ListRequest {
+                delimiter: Some("/".into()),
+                start_after: Some(start.into()),
+                max_keys: 10,
+                ..ListRequest::default()
+            };
+            let page = store.list(&req).await.expect("list");
+            assert!(page.common_prefixes.is_empty(), "{start}");
+            assert_eq!(
+                page.objects
+                    .iter()
+                    .map(|o| o.key.as_str())
+                    .collect::<Vec<_>>(),
+                ["b"]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_bodies_leave_nothing() {
+        let (_dir, store) = bucket().await;
+        put(&store, "kept", b"old").await;
+        let failing: ByteStream = Box::pin(stream::iter([
+            Ok(Bytes::from_static(b"partial")),
+            Err(StoreError::Body("client went away".into())),
+        ]));
+        let err = store.put("new", failing, PutOptions::default()).await;
+        assert!(matches!(err, Err(StoreError::Body(m)) if m == "client went away"));
+        for (data, declared) in [(&b"short"[..], 10), (&b"too long"[..], 3)] {
+            let opts = PutOptions {
+                content_length: Some(declared),
+                ..PutOptions::default()
+            };
+            assert!(matches!(
+                store.put("kept", body(data), opts).await,
+                Err(StoreError::Body(_))
+            ));
+        }
+        assert!(matches!(store.head("new").await, Err(StoreError::NotFound)));
+        assert_eq!(
+            read(&store, "kept", None).await.expect("old version"),
+            b"old"
+        );
+        assert_eq!(temp_count(&store), 0);
+    }
+
+    #[tokio::test]
+    async fn dropped_put_removes_its_temp_file() {
+        let (_dir, store) = bucket().await;
+        let stalled: ByteStream =
+            Box::pin(stream::iter([Ok(Bytes::from_static(b"start"))]).chain(stream::pending()));
+        let put = store.put("stalled", stalled, PutOptions::default());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), put)
+                .await
+                .is_err()
+        );
+        for _ in 0..100 {
+            if temp_count(&store) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(temp_count(&store), 0);
+        assert!(matches!(
+            store.head("stalled").await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_written_outside_the_bucket_directory() {
+        let (dir, store) = bucket().await;
+        let long = "../".repeat(300);
+        for key in [
+            "../escape",
+            "/abs",
+            "a/../../b",
+            "..",
+            long.as_str(),
+            "x\\..\\y",
+            "nul\0byte",
+        ] {
+            put(&store, key, b"v").await;
+            assert_eq!(read(&store, key, None).await.expect("get"), b"v");
+            let names = |d: &Path| {
+                let mut v: Vec<String> = std::fs::read_dir(d)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(names(dir.path()), ["bucket"]);
+            assert_eq!(
+                names(&dir.path().join("bucket")),
+                ["meta", "objects", "tmp"]
+            );
+            store.delete(key).await.expect("delete");
+        }
+    }
 }

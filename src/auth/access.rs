@@ -1,0 +1,129 @@
+//! Gateway access tokens (RFC 9068-style JWTs, `typ: at+jwt`).
+//!
+//! Takes the gateway signing keys, the claims of a new session, or a bearer token and an
+//! injected `now`. Gives a signed token, or the verified claims. Fails with a
+//! [`BearerError`] reason: `alg` must be exactly the algorithm of the key named by `kid`
+//! (never `none` or HS*), then signature, `typ`, `iss`, `aud`, `exp`, `nbf`/`iat` and the
+//! lifetime ceiling are checked. Whether the partner is still allowed is the caller's check.
+
+use std::time::Duration;
+
+use jsonwebtoken::Header;
+use serde::{Deserialize, Serialize};
+
+use super::BearerError;
+use super::jws::{self, JwsError};
+use super::keys::SigningKey;
+use crate::config::MAX_TOKEN_LIFETIME;
+
+/// The claims of a gatehouse access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// Partner id.
+    pub sub: String,
+    /// RFC 9068 §2.2: the client the token was issued to (the partner itself).
+    pub client_id: String,
+    /// Session id.
+    pub sid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    /// Space-separated share names.
+    pub scope: String,
+    /// Authentication methods: always `["pop"]` (proof of possession of a key), never MFA.
+    pub amr: Vec<String>,
+    /// Id of the partner key that signed the client assertion.
+    pub pkid: String,
+}
+
+/// What the access token checks compare against (seconds, strings from the config).
+pub(crate) struct AccessRules<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub leeway: i64,
+}
+
+/// Signs `claims` with `key`, header `{alg, kid, typ: "at+jwt"}`.
+pub(crate) fn mint(key: &SigningKey, claims: &AccessClaims) -> Option<String> {
+    let mut header = Header::new(key.alg.jwt());
+    header.kid = Some(key.kid.clone());
+    header.typ = Some("at+jwt".to_string());
+    jsonwebtoken::encode(&header, claims, &key.encoding).ok()
+}
+
+/// Verifies a bearer token against the listed gateway keys.
+pub(crate) fn verify(
+    keys: &[SigningKey],
+    token: &str,
+    rules: &AccessRules<'_>,
+    now: i64,
+) -> Result<AccessClaims, BearerError> {
+    let fail = |reason| Err(BearerError { reason });
+    let Ok(header) = jws::peek_header(token) else {
+        return fail("token_malformed");
+    };
+    let Some(kid) = header.kid.as_deref() else {
+        return fail("token_unknown_kid");
+    };
+    let Some(key) = keys.iter().find(|k| k.kid == kid) else {
+        return fail("token_unknown_kid");
+    };
+    if header.alg != key.alg.as_str() {
+        return fail("token_bad_alg");
+    }
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return fail("token_wrong_type");
+    }
+    let claims = match jws::verify(token, &key.decoding, key.alg) {
+        Ok(claims) => claims,
+        Err(JwsError::BadAlg) => return fail("token_bad_alg"),
+        Err(JwsError::BadSignature) => return fail("token_bad_signature"),
+        Err(JwsError::Malformed) => return fail("token_malformed"),
+    };
+    let Some(c) = jws::claims::<AccessClaims>(claims) else {
+        return fail("token_malformed");
+    };
+    if c.iss != rules.issuer {
+        return fail("token_wrong_issuer");
+    }
+    if c.aud != rules.audience {
+        return fail("token_wrong_audience");
+    }
+    if now >= c.exp.saturating_add(rules.leeway) {
+        return fail("token_expired");
+    }
+    let not_before = c.nbf.max(c.iat);
+    if not_before > now.saturating_add(rules.leeway) {
+        return fail("token_not_yet_valid");
+    }
+    let max = i64::try_from(MAX_TOKEN_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+    if c.exp.saturating_sub(c.iat) > max || c.exp < c.iat {
+        return fail("token_bad_lifetime");
+    }
+    Ok(c)
+}
+
+/// Token lifetime in whole seconds: the requested (or default) one, capped by the partner's
+/// `max_session`, the configured maximum, [`MAX_TOKEN_LIFETIME`] and the partner's
+/// remaining validity. Zero means no token may be issued.
+pub(crate) fn lifetime(
+    requested: Option<u64>,
+    default: Duration,
+    caps: &[Duration],
+    remaining_secs: Option<i64>,
+) -> u64 {
+    let mut secs = requested.unwrap_or(default.as_secs());
+    for cap in caps.iter().chain([&MAX_TOKEN_LIFETIME]) {
+        secs = secs.min(cap.as_secs());
+    }
+    if let Some(left) = remaining_secs {
+        secs = secs.min(u64::try_from(left).unwrap_or(0));
+    }
+    secs
+}

@@ -1,0 +1,134 @@
+//! Bodies in and out of the pipeline.
+//!
+//! Takes hyper's request body and store streams; gives a counted, size-limited upload stream
+//! and a response body that records the request's audit event exactly once, when the body has
+//! been sent completely or abandoned (then marked `aborted`). A store error mid-stream becomes
+//! a body error, so hyper aborts the response instead of ending it cleanly.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::UnsyncBoxBody};
+
+use crate::audit::{Audit, Event};
+use crate::store::{ByteStream, StoreError};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The response body type of the whole gateway.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn empty() -> ResponseBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+pub fn full(data: impl Into<Bytes>) -> ResponseBody {
+    Full::new(data.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+pub fn stream(s: ByteStream) -> ResponseBody {
+    BodyExt::boxed_unsync(StreamBody::new(s.map(|r| r.map(Frame::data).map_err(|e| Box::new(e) as BoxError))))
+}
+
+/// Counters shared between an upload stream and the request that owns it.
+#[derive(Default, Debug)]
+pub struct Upload {
+    pub bytes: AtomicU64,
+    /// Set when the body went over the limit.
+    pub too_large: AtomicBool,
+}
+
+/// Turns a request body into a store stream that counts bytes and fails past `limit`.
+pub fn upload<B>(body: B, limit: u64, counters: Arc<Upload>) -> ByteStream
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let frames = http_body_util::BodyStream::new(body);
+    Box::pin(frames.filter_map(move |frame| {
+        let counters = counters.clone();
+        async move {
+            match frame {
+                Ok(f) => {
+                    let data = f.into_data().ok()?;
+                    let total = counters.bytes.fetch_add(data.len() as u64, Ordering::AcqRel) + data.len() as u64;
+                    if total > limit {
+                        counters.too_large.store(true, Ordering::Release);
+                        return Some(Err(StoreError::Body("body exceeds the size limit".into())));
+                    }
+                    Some(Ok(data))
+                }
+                Err(e) => Some(Err(StoreError::Body(e.to_string()))),
+            }
+        }
+    }))
+}
+
+/// A response body that records `event` once it is finished or dropped.
+pub struct Recorded {
+    inner: ResponseBody,
+    event: Option<Event>,
+    audit: Audit,
+    sent: u64,
+    done: bool,
+    started: std::time::Instant,
+}
+
+impl Recorded {
+    pub fn new(inner: ResponseBody, event: Event, audit: Audit, started: std::time::Instant) -> Recorded {
+        let done = inner.is_end_stream();
+        Recorded { inner, event: Some(event), audit, sent: 0, done, started }
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut ev) = self.event.take() {
+            ev.bytes_out = self.sent;
+            ev.aborted = !self.done;
+            ev.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            self.audit.record(&ev);
+        }
+    }
+}
+
+impl Body for Recorded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let res = Pin::new(&mut this.inner).poll_frame(cx);
+        match &res {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                this.finish();
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+

@@ -1,0 +1,327 @@
+//! Test harness: a real gateway on 127.0.0.1:0, started through the same `run` as `main`,
+//! with the `fs` store or S3 served by moto on loopback, and HTTPS clients trusting its dev CA.
+#![allow(dead_code)]
+
+pub mod moto;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gatehouse::auth::client::{Profile, sign_assertion};
+use rcgen::KeyPair;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Fs,
+    S3,
+}
+
+/// A partner the test can act as.
+pub struct TestPartner {
+    pub id: String,
+    pub key_id: String,
+    pub key_pem: String,
+    pub external_id: String,
+}
+
+/// What a test gateway is made of. Partners are `(id, status, grants TOML)`.
+pub struct Setup {
+    pub backend: Backend,
+    pub partners: Vec<(&'static str, &'static str, &'static str)>,
+    pub max_put_bytes: u64,
+}
+
+/// Shares every test gateway has: `exports` (internal prefix `internal/exp/`) and `other`.
+pub const DEFAULT_PARTNERS: &[(&str, &str, &str)] = &[
+    (
+        "acme",
+        "active",
+        r#"
+[[grants]]
+share = "exports"
+prefix = "acme/"
+actions = ["read", "list"]
+[[grants]]
+share = "exports"
+prefix = "acme/inbox/"
+actions = ["write", "delete", "read", "list"]
+"#,
+    ),
+    (
+        "full",
+        "active",
+        r#"
+[[grants]]
+share = "exports"
+prefix = ""
+actions = ["read", "list", "write", "delete"]
+"#,
+    ),
+    (
+        "globex",
+        "active",
+        r#"
+[[grants]]
+share = "other"
+prefix = ""
+actions = ["read", "list", "write"]
+"#,
+    ),
+    (
+        "dormant",
+        "suspended",
+        r#"
+[[grants]]
+share = "exports"
+prefix = ""
+actions = ["read"]
+"#,
+    ),
+];
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup { backend: Backend::Fs, partners: DEFAULT_PARTNERS.to_vec(), max_put_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+pub struct Gateway {
+    pub dir: TempDir,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub ca_pem: String,
+    pub partners: BTreeMap<String, TestPartner>,
+    pub state: Arc<gatehouse::state::State>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Gateway {
+    pub async fn start(setup: Setup) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("https://127.0.0.1:{}", addr.port());
+        let store = match setup.backend {
+            Backend::Fs => "type = \"fs\"\nroot = \"data/objects\"".to_string(),
+            Backend::S3 => format!(
+                "type = \"s3\"\nendpoint_url = \"{}\"\nforce_path_style = true\nregion = \"us-east-1\"",
+                moto::endpoint()
+            ),
+        };
+        let suffix = ulid::Ulid::new().to_string().to_lowercase();
+        let config = format!(
+            r#"
+data_dir = "data"
+[listener]
+addr = "{addr}"
+shutdown_grace = "5s"
+[tls]
+dev_names = ["localhost", "127.0.0.1"]
+[token]
+url = "{base}/v1/token"
+issuer = "{base}"
+audience = "gatehouse-test"
+[limits]
+max_put_bytes = {max_put}
+[dev]
+bootstrap = true
+[stores.main]
+{store}
+[shares.exports]
+store = "main"
+bucket = "exports-{suffix}"
+prefix = "internal/exp/"
+[shares.other]
+store = "main"
+bucket = "other-{suffix}"
+prefix = "other/"
+"#,
+            max_put = setup.max_put_bytes
+        );
+        let cfg_dir = dir.path().join("config");
+        std::fs::create_dir_all(cfg_dir.join("partners/keys")).unwrap();
+        std::fs::write(cfg_dir.join("gatehouse.toml"), config).unwrap();
+        let mut partners = BTreeMap::new();
+        for (id, status, grants) in &setup.partners {
+            let p = write_partner(&cfg_dir, id, status, grants);
+            partners.insert(id.to_string(), p);
+        }
+        let path = cfg_dir.join("gatehouse.toml");
+        let gw = gatehouse::config::load_gateway(&path).unwrap_or_else(|e| panic!("{e}"));
+        gatehouse::bootstrap::run(&gw).await.unwrap();
+        let cfg = gatehouse::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        if setup.backend == Backend::S3 {
+            for share in cfg.shares.values() {
+                moto::create_bucket(&share.bucket).await;
+            }
+        }
+        let ca_path = cfg.tls.dev_ca_cert_file.clone();
+        let state = Arc::new(gatehouse::state::State::build(cfg).await.unwrap_or_else(|e| panic!("{e}")));
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(gatehouse::run(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        let ca_pem = std::fs::read_to_string(ca_path).unwrap();
+        let client = client_for(&ca_pem, false);
+        Gateway { dir, addr, base, client, ca_pem, partners, state, shutdown: Some(tx), task: Some(task) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn partner(&self, id: &str) -> &TestPartner {
+        &self.partners[id]
+    }
+
+    pub fn profile(&self, id: &str) -> Profile {
+        let p = self.partner(id);
+        Profile {
+            endpoint: self.base.clone(),
+            partner: p.id.clone(),
+            external_id: p.external_id.clone(),
+            key_file: PathBuf::from("unused"),
+            ca_file: None,
+            key_id: Some(p.key_id.clone()),
+        }
+    }
+
+    /// A fresh client assertion for `id`.
+    pub fn assertion(&self, id: &str) -> String {
+        let p = self.partner(id);
+        sign_assertion(&self.profile(id), &p.key_pem, &self.url("/v1/token"), jiff::Timestamp::now()).unwrap()
+    }
+
+    /// POSTs a token request form; gives status and JSON body.
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let resp = self.client.post(self.url("/v1/token")).form(form).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// Gets an access token for a partner through the token endpoint.
+    pub async fn token(&self, id: &str) -> String {
+        let assertion = self.assertion(id);
+        let (status, body) = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", &assertion),
+                ("external_id", &self.partner(id).external_id),
+            ])
+            .await;
+        assert_eq!(status, 200, "token for {id}: {body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub fn audit_dir(&self) -> PathBuf {
+        self.state.config.audit.dir.clone()
+    }
+
+    /// Every audit line written so far (waits for the writer to catch up with `at_least`).
+    pub async fn audit_lines(&self, at_least: u64) -> Vec<serde_json::Value> {
+        for _ in 0..500 {
+            if self.state.audit.written() >= at_least {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(self.audit_dir()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            lines.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
+        }
+        lines
+    }
+
+    /// The audit event of one request id.
+    pub async fn audit_event(&self, request_id: &str) -> serde_json::Value {
+        for _ in 0..500 {
+            let found = self.audit_lines(0).await.into_iter().find(|l| l["request_id"] == request_id);
+            if let Some(ev) = found {
+                return ev;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no audit event for request {request_id}");
+    }
+
+    /// Sends raw bytes over TLS (HTTP/1.1) and gives the raw response up to `max` bytes.
+    pub async fn raw(&self, request: &[u8]) -> String {
+        let mut tls = self.raw_connect().await;
+        tls.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub async fn raw_connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(gatehouse::tls::provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    }
+
+    /// Stops accepting, drains, and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+use rustls_pki_types::pem::PemObject;
+
+/// An HTTPS client that trusts only the gateway's dev CA.
+pub fn client_for(ca_pem: &str, http2_only: bool) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+    let mut b = reqwest::Client::builder().tls_certs_only([ca]).no_proxy();
+    if http2_only {
+        b = b.http2_prior_knowledge();
+    }
+    b.build().unwrap()
+}
+
+fn write_partner(cfg_dir: &Path, id: &str, status: &str, grants: &str) -> TestPartner {
+    let kp = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let key_id = format!("{id}-k1");
+    let key_file = cfg_dir.join(format!("partners/keys/{key_id}.pem"));
+    std::fs::write(&key_file, kp.public_key_pem()).unwrap();
+    let external_id = format!("ext-{id}-{}", ulid::Ulid::new());
+    let toml = format!(
+        r#"id = "{id}"
+display_name = "Test partner {id}"
+owner = "owner@example.com"
+contract = "TEST-1"
+justification = "integration tests"
+status = "{status}"
+external_id = "{external_id}"
+max_session = "1h"
+[[keys]]
+id = "{key_id}"
+public_key_file = "keys/{key_id}.pem"
+{grants}"#
+    );
+    std::fs::write(cfg_dir.join(format!("partners/{id}.toml")), toml).unwrap();
+    TestPartner { id: id.into(), key_id, key_pem: kp.serialize_pem(), external_id }
+}
