@@ -106,6 +106,11 @@ impl Body for Recorded {
                 if let Some(d) = frame.data_ref() {
                     this.sent += d.len() as u64;
                 }
+                // hyper stops polling once the body says it has ended.
+                if this.inner.is_end_stream() {
+                    this.done = true;
+                    this.finish();
+                }
             }
             Poll::Ready(None) => {
                 this.done = true;

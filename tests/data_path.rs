@@ -95,6 +95,7 @@ async fn put_get_head_delete_round_trip(backend: Backend) {
     assert_eq!(ev["bytes_in"], 200_000);
     assert_eq!(ev["share"], "exports");
     assert_eq!(ev["key"], "acme/inbox/data.bin");
+    assert!(ev.get("aborted").is_none(), "a complete response is not marked aborted: {ev}");
     g.stop().await;
 }
 
@@ -104,7 +105,8 @@ async fn range_requests(backend: Backend) {
     let body: Vec<u8> = (0..1000u32).map(|i| (i % 256) as u8).collect();
     assert_eq!(put(&g, &t, "/exports/r.bin", body.clone()).await.status(), StatusCode::OK);
     assert_eq!(put(&g, &t, "/exports/empty.bin", Vec::new()).await.status(), StatusCode::OK);
-    let cases: &[(&str, u16, Option<(usize, usize)>)] = &[
+    type Case = (&'static str, u16, Option<(usize, usize)>);
+    let cases: &[Case] = &[
         ("bytes=0-0", 206, Some((0, 0))),
         ("bytes=10-19", 206, Some((10, 19))),
         ("bytes=990-", 206, Some((990, 999))),
@@ -381,6 +383,7 @@ async fn every_request_is_audited_once() {
     assert_eq!(token_events.len(), 1);
     assert_eq!(token_events[0]["reason"], "token_issued");
     assert_eq!(token_events[0]["partner"], "acme");
+    assert!(lines.iter().all(|l| l.get("aborted").is_none()), "nothing here was aborted");
     let text = std::fs::read_dir(g.audit_dir()).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect::<String>();
     assert!(!text.contains(&t), "the audit trail must never hold a token");
     assert!(!text.contains(&g.partner("acme").external_id), "nor an external id");

@@ -387,8 +387,9 @@ impl Walk<'_> {
         for (part, is_dir) in read_sorted(dir)? {
             let full = format!("{acc}{part}");
             // A directory holds only keys that are longer than `full` and start with it.
-            let in_prefix = full.starts_with(&self.prefix_hex);
-            if !in_prefix && !(is_dir && self.prefix_hex.starts_with(&full)) {
+            let relevant = full.starts_with(&self.prefix_hex)
+                || (is_dir && self.prefix_hex.starts_with(&full));
+            if !relevant {
                 if full > self.prefix_hex {
                     break;
                 }
@@ -1040,14 +1041,16 @@ mod tests {
     #[tokio::test]
     async fn dropped_put_removes_its_temp_file() {
         let (_dir, store) = bucket().await;
-        let stalled: ByteStream =
-            Box::pin(stream::iter([Ok(Bytes::from_static(b"start"))]).chain(stream::pending()));
-        let put = store.put("stalled", stalled, PutOptions::default());
-        assert!(
-            tokio::time::timeout(Duration::from_millis(100), put)
-                .await
-                .is_err()
-        );
+        let (tx, reached) = tokio::sync::oneshot::channel();
+        let signal = stream::once(async move { tx.send(()).ok() }).filter_map(|_| async { None });
+        let stalled: ByteStream = Box::pin(body(b"start").chain(signal).chain(stream::pending()));
+        let mut put = Box::pin(store.put("stalled", stalled, PutOptions::default()));
+        tokio::select! {
+            _ = &mut put => panic!("a stalled put finished"),
+            _ = reached => {}
+        }
+        assert_eq!(temp_count(&store), 1);
+        drop(put);
         for _ in 0..100 {
             if temp_count(&store) == 0 {
                 break;

@@ -102,11 +102,19 @@ pub struct Gateway {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-impl Gateway {
-    pub async fn start(setup: Setup) -> Gateway {
+/// A written configuration directory for a test gateway, not yet running.
+pub struct Prepared {
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub partners: BTreeMap<String, TestPartner>,
+}
+
+impl Prepared {
+    /// Writes `gatehouse.toml` and partner files for `setup` into a temp dir, listening on `addr`.
+    pub fn write(setup: &Setup, addr: SocketAddr) -> Prepared {
         let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let base = format!("https://127.0.0.1:{}", addr.port());
         let store = match setup.backend {
             Backend::Fs => "type = \"fs\"\nroot = \"data/objects\"".to_string(),
@@ -147,16 +155,23 @@ prefix = "other/"
         );
         let cfg_dir = dir.path().join("config");
         std::fs::create_dir_all(cfg_dir.join("partners/keys")).unwrap();
-        std::fs::write(cfg_dir.join("gatehouse.toml"), config).unwrap();
+        let config_path = cfg_dir.join("gatehouse.toml");
+        std::fs::write(&config_path, config).unwrap();
         let mut partners = BTreeMap::new();
         for (id, status, grants) in &setup.partners {
-            let p = write_partner(&cfg_dir, id, status, grants);
-            partners.insert(id.to_string(), p);
+            partners.insert(id.to_string(), write_partner(&cfg_dir, id, status, grants));
         }
-        let path = cfg_dir.join("gatehouse.toml");
-        let gw = gatehouse::config::load_gateway(&path).unwrap_or_else(|e| panic!("{e}"));
+        Prepared { dir, config_path, addr, base, partners }
+    }
+}
+
+impl Gateway {
+    pub async fn start(setup: Setup) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p = Prepared::write(&setup, listener.local_addr().unwrap());
+        let gw = gatehouse::config::load_gateway(&p.config_path).unwrap_or_else(|e| panic!("{e}"));
         gatehouse::bootstrap::run(&gw).await.unwrap();
-        let cfg = gatehouse::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = gatehouse::config::load(&p.config_path).unwrap_or_else(|e| panic!("{e}"));
         if setup.backend == Backend::S3 {
             for share in cfg.shares.values() {
                 moto::create_bucket(&share.bucket).await;
@@ -170,7 +185,17 @@ prefix = "other/"
         }));
         let ca_pem = std::fs::read_to_string(ca_path).unwrap();
         let client = client_for(&ca_pem, false);
-        Gateway { dir, addr, base, client, ca_pem, partners, state, shutdown: Some(tx), task: Some(task) }
+        Gateway {
+            dir: p.dir,
+            addr: p.addr,
+            base: p.base,
+            client,
+            ca_pem,
+            partners: p.partners,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

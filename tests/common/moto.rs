@@ -13,7 +13,6 @@ pub fn endpoint() -> String {
 }
 
 fn init() -> String {
-    // SAFETY-free by design: these are set once, before any S3 client of this process exists.
     for (k, v) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
         if std::env::var_os(k).is_none() {
             // Tests only; no other thread reads these variables before the first S3 client.
@@ -29,6 +28,8 @@ fn init() -> String {
         "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null"
     );
+    // The watcher shell outlives this call on purpose: it stops moto when the test process ends.
+    #[allow(clippy::zombie_processes)]
     std::process::Command::new("sh").arg("-c").arg(script).spawn().expect("cannot start moto_server (pip install 'moto[server]')");
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {

@@ -201,12 +201,20 @@ fn token(
         leeway_span,
         format!("token.leeway is {:?}; at most 60s allowed", show(leeway)),
     );
+    let issuer_span = raw.issuer.as_ref().map(Spanned::span);
     let issuer = text_or(f, "token.issuer", raw.issuer, || format!("https://{addr}"));
-    let token_url = text_or(f, "token.url", raw.url.clone(), || {
+    let url_span = raw.url.as_ref().map(Spanned::span);
+    let token_url = text_or(f, "token.url", raw.url, || {
         format!("{}/v1/token", issuer.trim_end_matches('/'))
     });
     if let Err(e) = checks::https_url("token.url", &token_url) {
-        f.at(raw.url.map(|u| u.span()), e);
+        match url_span {
+            Some(span) => f.at(Some(span), e),
+            None => f.at(
+                issuer_span,
+                format!("{e} (derived from token.issuer; set token.url)"),
+            ),
+        }
     }
     TokenConfig {
         token_url,

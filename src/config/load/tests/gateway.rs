@@ -132,6 +132,13 @@ dev_names = ["ok.example", "not a host"]
         Some(2),
         &["at least one signing key"],
     );
+
+    f.write(
+        "config/gatehouse.toml",
+        "[token]\nissuer = \"gatehouse-prod\"\n",
+    );
+    let parts = ["\"gatehouse-prod/v1/token\"", "derived from token.issuer"];
+    assert_error(&f.errors(), "gatehouse.toml", Some(2), &parts);
 }
 
 #[test]

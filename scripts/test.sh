@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, clippy, unit tests and end-to-end tests against the embedded
+# store and against S3 served by moto on loopback (installed and started here when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "== installing moto[server] (S3 on loopback for the tests)"
+  python3 -m pip install --quiet 'moto[server]'
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$port" >/tmp/gatehouse-moto-$port.log 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+  sleep 0.2
+done
+export GATEHOUSE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --all-targets --locked
