@@ -24,6 +24,7 @@ pub mod cli;
 pub mod bootstrap;
 pub mod config;
 pub mod data;
+pub mod idle;
 pub mod listener;
 pub mod pipeline;
 pub mod policy;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::idle::IdleIo;
 use crate::pipeline::{self, ConnInfo};
 use crate::state::State;
 
@@ -80,9 +81,15 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(pipeline::handle(state, conn_info, req).await) }
             });
-            let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(peer = %peer, reason = %e, "connection ended with an error");
+            let (io, activity) = IdleIo::new(tls);
+            let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();
+            tokio::select! {
+                result = watcher.watch(conn) => if let Err(e) = result {
+                    tracing::debug!(peer = %peer, reason = %e, "connection ended with an error");
+                },
+                () = activity.idle_for(cfg.idle_timeout) => {
+                    tracing::debug!(peer = %peer, "closing idle connection");
+                }
             }
         });
     }

@@ -22,15 +22,23 @@
 //!
 //! # Atomicity
 //! `put` streams the body into `tmp/`, hashing it (ETag: quoted hex MD5, as S3 gives for
-//! single-part uploads), then fsyncs it. Only once the whole body arrived: the metadata is
-//! written to `tmp/` and renamed into `meta/`, then the body is renamed into `objects/`, under a
-//! per-key lock stripe, so a visible object always has metadata. The metadata records the body
+//! single-part uploads), then fsyncs it. Only once the whole body has arrived, under a per-key
+//! lock: the metadata is written to `tmp/` and renamed into `meta/`, then the body is renamed
+//! into `objects/`, so a visible object always has metadata. The metadata records the body
 //! file's identity (inode); readers open the body once, fstat that handle and accept the
 //! metadata only when it names that inode, retrying briefly while an overwrite is between its
-//! two renames. A failed or dropped `put` deletes its temp file (drop guard) and changes nothing.
-//! `delete` removes the body first, then the metadata. Only one process may write a bucket
-//! directory: the lock stripes are per process. A crash between the two renames of an
-//! overwrite leaves the key failing with `Upstream` until it is written or deleted again.
+//! two renames. A failed or dropped `put` deletes its temp file (drop guard) and changes
+//! nothing. `delete` removes the body first, then the metadata. The key locks are shared by
+//! every store of the process but not between processes: one process writes a bucket directory.
+//! A crash between the two renames of an overwrite leaves that key failing with `Upstream`
+//! until it is written or deleted again.
+//!
+//! # Listing
+//! An ordered depth-first walk (directory entries sorted by name) that skips subtrees outside
+//! `prefix` or before `start_after`, skips the keys of a common prefix once it is rolled up,
+//! and stops after `max_keys + 1` items. A common prefix at or before `start_after` is not
+//! returned and nor are its keys, so passing the last key or common prefix of a page as
+//! `start_after` gives the next page without repeats.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -68,8 +76,12 @@ struct Dirs {
     objects: PathBuf,
     meta: PathBuf,
     tmp: PathBuf,
-    locks: Vec<parking_lot::Mutex<()>>,
 }
+
+/// Per-key write locks, shared by every `FsStore` of the process (a config reload opens a
+/// second one on the same directory while the first still serves).
+static LOCKS: [parking_lot::Mutex<()>; LOCK_STRIPES] =
+    [const { parking_lot::Mutex::new(()) }; LOCK_STRIPES];
 
 /// What `meta/` holds for one object.
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,9 +115,6 @@ impl FsStore {
             objects: root.join("objects"),
             meta: root.join("meta"),
             tmp: root.join("tmp"),
-            locks: (0..LOCK_STRIPES)
-                .map(|_| parking_lot::Mutex::new(()))
-                .collect(),
         };
         for dir in [&dirs.objects, &dirs.meta, &dirs.tmp] {
             tokio::fs::create_dir_all(dir)
@@ -258,7 +267,8 @@ impl ObjectStore for FsStore {
         };
         let json = serde_json::to_vec(&meta)
             .map_err(|e| StoreError::Upstream(format!("encode metadata: {e}")))?;
-        let (dirs, rel, stripe) = (self.dirs.clone(), key_path(key), stripe(key));
+        let (dirs, rel) = (self.dirs.clone(), key_path(key));
+        let stripe = stripe(&self.dirs.objects, key);
         // The guard moves into the blocking task: once the body is complete, commit even if
         // the caller goes away.
         blocking(move || dirs.commit(&rel, stripe, temp, &json)).await?;
@@ -266,7 +276,8 @@ impl ObjectStore for FsStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let (dirs, rel, stripe) = (self.dirs.clone(), key_path(key), stripe(key));
+        let (dirs, rel) = (self.dirs.clone(), key_path(key));
+        let stripe = stripe(&self.dirs.objects, key);
         blocking(move || dirs.remove(&rel, stripe)).await
     }
 
@@ -291,7 +302,7 @@ impl Dirs {
         if let Some(path) = &meta_temp.0 {
             write_synced(path, meta_json).map_err(|e| io_failure("write metadata", e))?;
         }
-        let _lock = self.locks[stripe].lock();
+        let _lock = LOCKS[stripe].lock();
         let meta_path = self.meta.join(rel);
         meta_temp
             .rename_to(&meta_path)
@@ -308,7 +319,7 @@ impl Dirs {
     }
 
     fn remove(&self, rel: &Path, stripe: usize) -> Result<(), StoreError> {
-        let _lock = self.locks[stripe].lock();
+        let _lock = LOCKS[stripe].lock();
         for root in [&self.objects, &self.meta] {
             remove_if_exists(&root.join(rel)).map_err(|e| io_failure("delete object", e))?;
             // Long keys live in directories; drop the ones that became empty.
@@ -530,9 +541,9 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn stripe(key: &str) -> usize {
+fn stripe(bucket: &Path, key: &str) -> usize {
     let mut h = DefaultHasher::new();
-    key.hash(&mut h);
+    (bucket, key).hash(&mut h);
     (h.finish() % LOCK_STRIPES as u64) as usize
 }
 
@@ -882,6 +893,47 @@ mod tests {
             (6, second.etag, Some("a/b"))
         );
         assert_eq!(read(&store, "k", None).await.expect("get"), b"second");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_overwrites_from_two_stores_stay_consistent() {
+        let (dir, store) = bucket().await;
+        let other = FsStore::open(&dir.path().join("bucket"))
+            .await
+            .expect("second store");
+        let versions: Vec<Vec<u8>> = (0..6u8)
+            .map(|i| vec![b'a' + i; 1000 + 10 * usize::from(i)])
+            .collect();
+        put(&store, "hot", &versions[0]).await;
+        async fn overwrite(target: &FsStore, versions: &[Vec<u8>], offset: usize) {
+            for round in 0..30 {
+                put(target, "hot", &versions[(round + offset) % versions.len()]).await;
+            }
+        }
+        let reader = async {
+            for _ in 0..150 {
+                let got = store.get("hot", None).await.expect("get during overwrites");
+                let (size, etag) = (got.meta.size, got.meta.etag.clone());
+                let mut data = Vec::new();
+                let mut b = got.body;
+                while let Some(chunk) = b.next().await {
+                    data.extend_from_slice(&chunk.expect("chunk"));
+                }
+                assert_eq!(data.len() as u64, size);
+                assert_eq!(etag, Some(format!("\"{}\"", hex(&Md5::digest(&data)))));
+            }
+        };
+        tokio::join!(
+            overwrite(&store, &versions, 0),
+            overwrite(&other, &versions, 3),
+            reader
+        );
+        let meta = other.head("hot").await.expect("head");
+        assert_eq!(
+            read(&store, "hot", None).await.expect("get").len() as u64,
+            meta.size
+        );
+        assert_eq!(temp_count(&store), 0);
     }
 
     #[tokio::test]

@@ -34,6 +34,8 @@ pub struct Setup {
     pub backend: Backend,
     pub partners: Vec<(&'static str, &'static str, &'static str)>,
     pub max_put_bytes: u64,
+    /// Extra lines for the `[listener]` table.
+    pub listener: &'static str,
 }
 
 /// Shares every test gateway has: `exports` (internal prefix `internal/exp/`) and `other`.
@@ -86,7 +88,7 @@ actions = ["read"]
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { backend: Backend::Fs, partners: DEFAULT_PARTNERS.to_vec(), max_put_bytes: 64 * 1024 * 1024 }
+        Setup { backend: Backend::Fs, partners: DEFAULT_PARTNERS.to_vec(), max_put_bytes: 64 * 1024 * 1024, listener: "" }
     }
 }
 
@@ -130,6 +132,7 @@ data_dir = "data"
 [listener]
 addr = "{addr}"
 shutdown_grace = "5s"
+{listener}
 [tls]
 dev_names = ["localhost", "127.0.0.1"]
 [token]
@@ -151,7 +154,8 @@ store = "main"
 bucket = "other-{suffix}"
 prefix = "other/"
 "#,
-            max_put = setup.max_put_bytes
+            max_put = setup.max_put_bytes,
+            listener = setup.listener
         );
         let cfg_dir = dir.path().join("config");
         std::fs::create_dir_all(cfg_dir.join("partners/keys")).unwrap();

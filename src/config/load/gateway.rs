@@ -189,10 +189,10 @@ fn token(
         ),
     );
     check(
-        !assertion.is_zero() && assertion <= MAX_ASSERTION_LIFETIME,
+        assertion >= std::time::Duration::from_secs(60) && assertion <= MAX_ASSERTION_LIFETIME,
         assertion_span,
         format!(
-            "token.max_assertion_lifetime is {:?}; must be above 0 and at most 5m",
+            "token.max_assertion_lifetime is {:?}; must be at least 60s (gatehouse token signs 60 s assertions) and at most 5m",
             show(assertion)
         ),
     );

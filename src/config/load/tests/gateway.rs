@@ -268,3 +268,13 @@ fn shares_reaching_the_same_objects_rejected() {
     f.write("config/gatehouse.toml", &disjoint);
     assert_eq!(f.config().shares["reports"].prefix, "reports/");
 }
+
+#[test]
+fn assertion_lifetime_must_fit_the_token_client() {
+    let f = Fixture::valid();
+    let text = format!("{GATEHOUSE}[token]\nmax_assertion_lifetime = \"30s\"\n");
+    f.write("config/gatehouse.toml", &text);
+    let errors = f.errors();
+    let line = line_of(&text, "max_assertion_lifetime");
+    assert_error(&errors, "gatehouse.toml", Some(line), &["at least 60s"]);
+}
