@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v moto_server >/dev/null 2>&1; then
-  echo "== installing moto[server] (S3 on loopback for the tests)"
-  python3 -m pip install --quiet 'moto[server]'
-fi
+# moto >= 5.2.5: older releases answer CompleteMultipartUpload with the wrong XML root
+# element (getmoto/moto#10055), which breaks multipart uploads through aws-sdk-s3.
+echo "== moto[server] >= 5.2.5 (S3 on loopback for the tests)"
+python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.2.5'
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 moto_server -H 127.0.0.1 -p "$port" >/tmp/gatehouse-moto-$port.log 2>&1 &

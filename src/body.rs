@@ -27,11 +27,15 @@ pub fn empty() -> ResponseBody {
 }
 
 pub fn full(data: impl Into<Bytes>) -> ResponseBody {
-    Full::new(data.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn stream(s: ByteStream) -> ResponseBody {
-    BodyExt::boxed_unsync(StreamBody::new(s.map(|r| r.map(Frame::data).map_err(|e| Box::new(e) as BoxError))))
+    BodyExt::boxed_unsync(StreamBody::new(
+        s.map(|r| r.map(Frame::data).map_err(|e| Box::new(e) as BoxError)),
+    ))
 }
 
 /// Counters shared between an upload stream and the request that owns it.
@@ -55,7 +59,10 @@ where
             match frame {
                 Ok(f) => {
                     let data = f.into_data().ok()?;
-                    let total = counters.bytes.fetch_add(data.len() as u64, Ordering::AcqRel) + data.len() as u64;
+                    let total = counters
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::AcqRel)
+                        + data.len() as u64;
                     if total > limit {
                         counters.too_large.store(true, Ordering::Release);
                         return Some(Err(StoreError::Body("body exceeds the size limit".into())));
@@ -79,9 +86,21 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn new(inner: ResponseBody, event: Event, audit: Audit, started: std::time::Instant) -> Recorded {
+    pub fn new(
+        inner: ResponseBody,
+        event: Event,
+        audit: Audit,
+        started: std::time::Instant,
+    ) -> Recorded {
         let done = inner.is_end_stream();
-        Recorded { inner, event: Some(event), audit, sent: 0, done, started }
+        Recorded {
+            inner,
+            event: Some(event),
+            audit,
+            sent: 0,
+            done,
+            started,
+        }
     }
 
     fn finish(&mut self) {
@@ -98,7 +117,10 @@ impl Body for Recorded {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let res = Pin::new(&mut this.inner).poll_frame(cx);
         match &res {
@@ -136,4 +158,3 @@ impl Drop for Recorded {
         self.finish();
     }
 }
-

@@ -54,12 +54,19 @@ fn tls_material(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
     if tls.cert_file.exists() && tls.key_file.exists() {
         return Ok(());
     }
-    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
-    let ymd = |d: jiff::civil::Date| rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8);
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let ymd = |d: jiff::civil::Date| {
+        rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
+    };
     // The CA's parameters are rebuilt the same way each time, so an existing CA key can
     // sign a new server certificate that chains to the CA certificate on disk.
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "gatehouse dev CA (do not trust in production)");
+    ca_params.distinguished_name.push(
+        DnType::CommonName,
+        "gatehouse dev CA (do not trust in production)",
+    );
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params.not_before = ymd(today.yesterday()?);
@@ -69,7 +76,11 @@ fn tls_material(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
     } else {
         let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
-        write_file(&tls.dev_ca_key_file, ca_key.serialize_pem().as_bytes(), true)?;
+        write_file(
+            &tls.dev_ca_key_file,
+            ca_key.serialize_pem().as_bytes(),
+            true,
+        )?;
         write_file(&tls.dev_ca_cert_file, ca_cert.pem().as_bytes(), false)?;
         created.extend([tls.dev_ca_key_file.clone(), tls.dev_ca_cert_file.clone()]);
         ca_key
@@ -77,7 +88,9 @@ fn tls_material(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::new(tls.dev_names.clone())?;
-    params.distinguished_name.push(DnType::CommonName, "gatehouse dev server");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "gatehouse dev server");
     params.not_before = ymd(today.yesterday()?);
     params.not_after = ymd(today.saturating_add(jiff::Span::new().years(1)));
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
@@ -114,7 +127,11 @@ fn demo_partner(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
             "key_file": abs(&files.private_key),
             "ca_file": abs(&cfg.tls.dev_ca_cert_file),
         });
-        write_file(&files.profile, serde_json::to_string_pretty(&profile)?.as_bytes(), true)?;
+        write_file(
+            &files.profile,
+            serde_json::to_string_pretty(&profile)?.as_bytes(),
+            true,
+        )?;
         created.push(files.profile.clone());
     }
     Ok(())
@@ -122,25 +139,38 @@ fn demo_partner(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Demo objects, written once through the share's own store.
 async fn demo_objects(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
-    let Some(share) = cfg.shares.get("demo") else { return Ok(()) };
+    let Some(share) = cfg.shares.get("demo") else {
+        return Ok(());
+    };
     let marker = cfg.dev.dir.join(".demo-objects-created");
     if marker.exists() {
         return Ok(());
     }
     let store = crate::store::open(&cfg.stores[&share.store], &share.bucket).await?;
     let objects: [(&str, &str, &[u8]); 2] = [
-        ("hello.txt", "text/plain", b"Hello from gatehouse! This object came through the partner data path.\n"),
-        ("reports/2026/summary.csv", "text/csv", b"month,requests\n2026-10,1200\n2026-11,1350\n"),
+        (
+            "hello.txt",
+            "text/plain",
+            b"Hello from gatehouse! This object came through the partner data path.\n",
+        ),
+        (
+            "reports/2026/summary.csv",
+            "text/csv",
+            b"month,requests\n2026-10,1200\n2026-11,1350\n",
+        ),
     ];
     for (key, content_type, body) in objects {
-        let stream: crate::store::ByteStream =
-            Box::pin(futures_util::stream::once(async move { Ok(bytes::Bytes::from_static(body)) }));
+        let stream: crate::store::ByteStream = Box::pin(futures_util::stream::once(async move {
+            Ok(bytes::Bytes::from_static(body))
+        }));
         let opts = crate::store::PutOptions {
             content_type: Some(content_type.into()),
             content_length: Some(body.len() as u64),
             ..Default::default()
         };
-        store.put(&format!("{}{key}", share.prefix), stream, opts).await?;
+        store
+            .put(&format!("{}{key}", share.prefix), stream, opts)
+            .await?;
     }
     write_file(&marker, b"", false)?;
     created.push(marker);
@@ -156,7 +186,10 @@ fn write_file(path: &Path, data: &[u8], private: bool) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

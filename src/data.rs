@@ -21,26 +21,41 @@ use crate::s3api::{self, ListParams, ListResult, ListedObject, Operation, S3Erro
 use crate::state::{Share, State};
 use crate::store::{ListRequest, ObjectMeta, PutOptions, StoreError};
 
-pub async fn handle<B>(state: &State, ctx: &mut Ctx, req: Request<B>) -> Result<Response<ResponseBody>, Refusal>
+pub async fn handle<B>(
+    state: &State,
+    ctx: &mut Ctx,
+    req: Request<B>,
+) -> Result<Response<ResponseBody>, Refusal>
 where
     B: Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
     let op = s3api::parse(req.method(), req.uri().path(), req.uri().query(), range)
         .map_err(|e| Refusal::new(e, parse_reason(e)))?;
     ctx.event.share = op.share().map(str::to_owned);
     ctx.event.key = op.key().map(str::to_owned);
     let session = authenticate(state, ctx, req.headers())?;
-    let partner = state.partner(&session.partner).ok_or(Refusal::new(S3Error::InvalidToken, "partner_unknown"))?;
+    let partner = state
+        .partner(&session.partner)
+        .ok_or(Refusal::new(S3Error::InvalidToken, "partner_unknown"))?;
     match op {
-        Operation::ListShares => Ok(xml(s3api::list_shares_xml(&partner.id, &policy::visible_shares(partner, &session.scopes)))),
+        Operation::ListShares => Ok(xml(s3api::list_shares_xml(
+            &partner.id,
+            &policy::visible_shares(partner, &session.scopes),
+        ))),
         Operation::HeadShare { share } => {
             policy::share_grants(partner, &session.scopes, &share).map_err(share_refusal)?;
             Ok(Response::new(body::empty()))
         }
-        Operation::ListObjects { share, params } => list(state, partner, &session, &share, params).await,
-        Operation::GetObject { share, key, range } | Operation::HeadObject { share, key, range } => {
+        Operation::ListObjects { share, params } => {
+            list(state, partner, &session, &share, params).await
+        }
+        Operation::GetObject { share, key, range }
+        | Operation::HeadObject { share, key, range } => {
             let head = ctx.event.method == "HEAD";
             allow(partner, &session, &share, &key, Action::Read)?;
             read(state, ctx, &share, &key, range, head).await
@@ -52,7 +67,10 @@ where
         Operation::DeleteObject { share, key } => {
             allow(partner, &session, &share, &key, Action::Delete)?;
             let store = &share_of(state, &share)?.store;
-            store.delete(&internal_key(state, &share, &key)).await.map_err(store_refusal)?;
+            store
+                .delete(&internal_key(state, &share, &key))
+                .await
+                .map_err(store_refusal)?;
             let mut resp = Response::new(body::empty());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             Ok(resp)
@@ -75,13 +93,23 @@ fn authenticate(state: &State, ctx: &mut Ctx, headers: &HeaderMap) -> Result<Ses
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or(Refusal::new(S3Error::InvalidToken, "token_missing"))?;
-    let session = state.auth.verify_bearer(token, jiff::Timestamp::now()).map_err(|e| {
-        let error = if e.reason == "token_expired" { S3Error::ExpiredToken } else { S3Error::InvalidToken };
-        Refusal::new(error, e.reason)
-    })?;
+    let session = state
+        .auth
+        .verify_bearer(token, jiff::Timestamp::now())
+        .map_err(|e| {
+            let error = if e.reason == "token_expired" {
+                S3Error::ExpiredToken
+            } else {
+                S3Error::InvalidToken
+            };
+            Refusal::new(error, e.reason)
+        })?;
     ctx.event.partner = Some(session.partner.clone());
     ctx.event.session_id = Some(session.session_id.clone());
     Ok(session)
@@ -89,7 +117,13 @@ fn authenticate(state: &State, ctx: &mut Ctx, headers: &HeaderMap) -> Result<Ses
 
 /// Object-level refusals look like a missing key for reads, like a missing share when the
 /// partner has no grant on the share at all, and like `AccessDenied` for writes and deletes.
-fn allow(partner: &PartnerConfig, session: &Session, share: &str, key: &str, action: Action) -> Result<(), Refusal> {
+fn allow(
+    partner: &PartnerConfig,
+    session: &Session,
+    share: &str,
+    key: &str,
+    action: Action,
+) -> Result<(), Refusal> {
     policy::authorize(partner, &session.scopes, share, key, action).map_err(|d| match d {
         Denial::ShareNotGranted => share_refusal(d),
         _ if action == Action::Read => Refusal::new(S3Error::NoSuchKey, d.reason()),
@@ -103,18 +137,26 @@ fn share_refusal(d: Denial) -> Refusal {
 
 fn share_of<'a>(state: &'a State, share: &str) -> Result<&'a Share, Refusal> {
     // Grants are validated against shares at load, so a miss here is a broken invariant.
-    state.shares.get(share).ok_or(Refusal::new(S3Error::InternalError, "share_not_configured"))
+    state
+        .shares
+        .get(share)
+        .ok_or(Refusal::new(S3Error::InternalError, "share_not_configured"))
 }
 
 fn internal_key(state: &State, share: &str, key: &str) -> String {
-    let prefix = state.shares.get(share).map_or("", |s| s.config.prefix.as_str());
+    let prefix = state
+        .shares
+        .get(share)
+        .map_or("", |s| s.config.prefix.as_str());
     format!("{prefix}{key}")
 }
 
 fn store_refusal(e: StoreError) -> Refusal {
     match e {
         StoreError::NotFound => Refusal::new(S3Error::NoSuchKey, "no_such_key"),
-        StoreError::InvalidRange { .. } => Refusal::new(S3Error::InvalidRange, "range_not_satisfiable"),
+        StoreError::InvalidRange { .. } => {
+            Refusal::new(S3Error::InvalidRange, "range_not_satisfiable")
+        }
         StoreError::Body(_) => Refusal::new(S3Error::IncompleteBody, "upload_incomplete"),
         StoreError::Upstream(detail) => {
             tracing::warn!(error = %detail, "object store request failed");
@@ -135,14 +177,21 @@ async fn read(
     let ikey = internal_key(state, share, key);
     let result = if head {
         store.head(&ikey).await.map(|meta| {
-            let served = range.map(|r| r.resolve(meta.size).ok_or(StoreError::InvalidRange { size: meta.size }));
+            let served = range.map(|r| {
+                r.resolve(meta.size)
+                    .ok_or(StoreError::InvalidRange { size: meta.size })
+            });
             (meta, served, None)
         })
     } else {
-        store.get(&ikey, range).await.map(|got| (got.meta, got.range.map(Ok), Some(got.body)))
+        store
+            .get(&ikey, range)
+            .await
+            .map(|got| (got.meta, got.range.map(Ok), Some(got.body)))
     };
     let (meta, served, stream) = match result {
-        Ok((_, Some(Err(StoreError::InvalidRange { size })), _)) | Err(StoreError::InvalidRange { size }) => {
+        Ok((_, Some(Err(StoreError::InvalidRange { size })), _))
+        | Err(StoreError::InvalidRange { size }) => {
             return Ok(unsatisfiable(ctx, size));
         }
         Ok((meta, served, stream)) => (meta, served.and_then(Result::ok), stream),
@@ -163,7 +212,8 @@ async fn read(
         }
         None => meta.size,
     };
-    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     Ok(resp)
 }
 
@@ -177,14 +227,24 @@ fn unsatisfiable(ctx: &mut Ctx, size: u64) -> Response<ResponseBody> {
 }
 
 fn object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
-    let ct = meta.content_type.as_deref().unwrap_or("application/octet-stream");
+    let ct = meta
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
     if let Ok(v) = HeaderValue::from_str(ct) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    if let Some(v) = meta.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+    if let Some(v) = meta
+        .etag
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
         h.insert(header::ETAG, v);
     }
-    if let Some(v) = meta.last_modified.and_then(|t| HeaderValue::from_str(&s3api::http_date(t)).ok()) {
+    if let Some(v) = meta
+        .last_modified
+        .and_then(|t| HeaderValue::from_str(&s3api::http_date(t)).ok())
+    {
         h.insert(header::LAST_MODIFIED, v);
     }
     for (name, value) in &meta.metadata {
@@ -195,7 +255,13 @@ fn object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
     }
 }
 
-async fn put<B>(state: &State, ctx: &mut Ctx, share: &str, key: &str, req: Request<B>) -> Result<Response<ResponseBody>, Refusal>
+async fn put<B>(
+    state: &State,
+    ctx: &mut Ctx,
+    share: &str,
+    key: &str,
+    req: Request<B>,
+) -> Result<Response<ResponseBody>, Refusal>
 where
     B: Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -217,32 +283,51 @@ where
     let mut metadata = std::collections::BTreeMap::new();
     for (name, value) in headers {
         if let Some(m) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = value.to_str().map_err(|_| Refusal::new(S3Error::InvalidArgument, "bad_metadata"))?;
+            let value = value
+                .to_str()
+                .map_err(|_| Refusal::new(S3Error::InvalidArgument, "bad_metadata"))?;
             metadata.insert(m.to_string(), value.to_string());
         }
     }
-    if metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > 2048 {
+    if metadata
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>()
+        > 2048
+    {
         return Err(Refusal::new(S3Error::InvalidArgument, "metadata_too_large"));
     }
     let opts = PutOptions {
-        content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         metadata,
         content_length,
     };
     let counters = Arc::new(Upload::default());
     let stream = body::upload(req.into_body(), limit, counters.clone());
     let store = &share_of(state, share)?.store;
-    let result = store.put(&internal_key(state, share, key), stream, opts).await;
+    let result = store
+        .put(&internal_key(state, share, key), stream, opts)
+        .await;
     ctx.event.bytes_in = counters.bytes.load(std::sync::atomic::Ordering::Acquire);
     let put = result.map_err(|e| {
-        if counters.too_large.load(std::sync::atomic::Ordering::Acquire) {
+        if counters
+            .too_large
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
             Refusal::new(S3Error::EntityTooLarge, "object_too_large")
         } else {
             store_refusal(e)
         }
     })?;
     let mut resp = Response::new(body::empty());
-    if let Some(v) = put.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+    if let Some(v) = put
+        .etag
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
         resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)
@@ -264,12 +349,21 @@ async fn list(
 ) -> Result<Response<ResponseBody>, Refusal> {
     let grants = policy::share_grants(partner, &session.scopes, share).map_err(share_refusal)?;
     if !grants.iter().any(|g| g.actions.contains(Action::List)) {
-        return Err(Refusal::new(S3Error::AccessDenied, Denial::NoGrant.reason()));
+        return Err(Refusal::new(
+            S3Error::AccessDenied,
+            Denial::NoGrant.reason(),
+        ));
     }
     let plan = policy::list_plan(&grants, &params.prefix, params.delimiter.as_deref());
     let cursor = match &params.continuation_token {
-        Some(t) => decode_cursor(t).ok_or(Refusal::new(S3Error::InvalidArgument, "bad_continuation_token"))?,
-        None => Cursor { i: 0, a: String::new() },
+        Some(t) => decode_cursor(t).ok_or(Refusal::new(
+            S3Error::InvalidArgument,
+            "bad_continuation_token",
+        ))?,
+        None => Cursor {
+            i: 0,
+            a: String::new(),
+        },
     };
     let share_cfg = &share_of(state, share)?.config;
     let store = &share_of(state, share)?.store;
@@ -302,7 +396,12 @@ async fn list(
                     prefixes.push(cp);
                 }
                 // The page's last item, in key order, is where the next page starts after.
-                let newest = objects.last().map(|o| &o.0).into_iter().chain(prefixes.last()).max();
+                let newest = objects
+                    .last()
+                    .map(|o| &o.0)
+                    .into_iter()
+                    .chain(prefixes.last())
+                    .max();
                 if let Some(a) = newest {
                     last = Some((i, a.clone()));
                 }
@@ -311,8 +410,13 @@ async fn list(
                     break;
                 }
             }
-            ListSource::Folder { common_prefix, probes } => {
-                if after.is_none() && folder_exists(store.as_ref(), &share_cfg.prefix, probes).await? {
+            ListSource::Folder {
+                common_prefix,
+                probes,
+            } => {
+                if after.is_none()
+                    && folder_exists(store.as_ref(), &share_cfg.prefix, probes).await?
+                {
                     last = Some((i, common_prefix.clone()));
                     prefixes.push(common_prefix.clone());
                 }
@@ -324,15 +428,26 @@ async fn list(
     // them in one order, so sort the two together by name for stable output.
     prefixes.sort();
     let next_token = truncated.then(|| match &last {
-        Some((i, a)) => encode_cursor(&Cursor { i: *i, a: a.clone() }),
-        None => encode_cursor(&Cursor { i, a: String::new() }),
+        Some((i, a)) => encode_cursor(&Cursor {
+            i: *i,
+            a: a.clone(),
+        }),
+        None => encode_cursor(&Cursor {
+            i,
+            a: String::new(),
+        }),
     });
     let result = ListResult {
         share,
         params: &params,
         objects: objects
             .iter()
-            .map(|(k, size, etag, lm)| ListedObject { key: k, size: *size, etag: etag.as_deref(), last_modified: *lm })
+            .map(|(k, size, etag, lm)| ListedObject {
+                key: k,
+                size: *size,
+                etag: etag.as_deref(),
+                last_modified: *lm,
+            })
             .collect(),
         common_prefixes: prefixes.iter().map(String::as_str).collect(),
         next_token,
@@ -340,10 +455,25 @@ async fn list(
     Ok(xml(result.to_xml()))
 }
 
-async fn folder_exists(store: &dyn crate::store::ObjectStore, share_prefix: &str, probes: &[String]) -> Result<bool, Refusal> {
+async fn folder_exists(
+    store: &dyn crate::store::ObjectStore,
+    share_prefix: &str,
+    probes: &[String],
+) -> Result<bool, Refusal> {
     for p in probes {
-        let req = ListRequest { prefix: format!("{share_prefix}{p}"), delimiter: None, start_after: None, max_keys: 1 };
-        if !store.list(&req).await.map_err(store_refusal)?.objects.is_empty() {
+        let req = ListRequest {
+            prefix: format!("{share_prefix}{p}"),
+            delimiter: None,
+            start_after: None,
+            max_keys: 1,
+        };
+        if !store
+            .list(&req)
+            .await
+            .map_err(store_refusal)?
+            .objects
+            .is_empty()
+        {
             return Ok(true);
         }
     }
@@ -360,6 +490,9 @@ fn decode_cursor(t: &str) -> Option<Cursor> {
 
 fn xml(body: String) -> Response<ResponseBody> {
     let mut resp = Response::new(body::full(body));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
     resp
 }

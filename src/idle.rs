@@ -24,7 +24,10 @@ pub struct Activity {
 
 impl Activity {
     fn new() -> Activity {
-        Activity { start: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
+        Activity {
+            start: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     fn touch(&self) {
@@ -57,12 +60,22 @@ pub struct IdleIo<T> {
 impl<T> IdleIo<T> {
     pub fn new(inner: T) -> (IdleIo<T>, Activity) {
         let activity = Activity::new();
-        (IdleIo { inner, activity: activity.clone() }, activity)
+        (
+            IdleIo {
+                inner,
+                activity: activity.clone(),
+            },
+            activity,
+        )
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -73,7 +86,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -81,7 +98,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         res
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -119,7 +140,11 @@ mod tests {
         let started = Instant::now();
         activity.idle_for(timeout).await;
         // Idle is measured from the write at 6 s, not from the start.
-        assert!(started.elapsed() >= Duration::from_secs(9), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_secs(9),
+            "{:?}",
+            started.elapsed()
+        );
         b.write_all(b"y").await.unwrap();
         io.read_exact(&mut byte).await.unwrap();
         let t = Instant::now();

@@ -20,8 +20,8 @@
 pub mod audit;
 pub mod auth;
 pub mod body;
-pub mod cli;
 pub mod bootstrap;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod idle;

@@ -22,7 +22,11 @@ use crate::pipeline::{self, ConnInfo};
 use crate::state::State;
 
 /// Serves partners on `listener` until `shutdown` completes, then drains.
-pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let cfg = state.config.listener.clone();
     let acceptor = TlsAcceptor::from(state.tls.clone());
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
@@ -62,11 +66,19 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, state, builder, watcher) = (acceptor.clone(), state.clone(), builder.clone(), graceful.watcher());
-        let conn_info = ConnInfo { client_ip: peer.ip() };
+        let (acceptor, state, builder, watcher) = (
+            acceptor.clone(),
+            state.clone(),
+            builder.clone(),
+            graceful.watcher(),
+        );
+        let conn_info = ConnInfo {
+            client_ip: peer.ip(),
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(tcp)).await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %peer, reason = %e, "TLS handshake failed");
@@ -82,7 +94,9 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future
                 async move { Ok::<_, Infallible>(pipeline::handle(state, conn_info, req).await) }
             });
             let (io, activity) = IdleIo::new(tls);
-            let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();
+            let conn = builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned();
             tokio::select! {
                 result = watcher.watch(conn) => if let Err(e) = result {
                     tracing::debug!(peer = %peer, reason = %e, "connection ended with an error");
@@ -94,8 +108,14 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future
         });
     }
     drop(listener);
-    tracing::info!(connections = graceful.count(), "shutting down; draining in-flight requests");
-    if tokio::time::timeout(cfg.shutdown_grace, graceful.shutdown()).await.is_err() {
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down; draining in-flight requests"
+    );
+    if tokio::time::timeout(cfg.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period ended with requests still in flight");
     }
     Ok(())

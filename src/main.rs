@@ -6,9 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "A TLS data-sharing gateway between third parties and S3")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A TLS data-sharing gateway between third parties and S3"
+)]
 struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. `info` or `gatehouse=debug`.
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info", global = true)]
@@ -63,14 +66,25 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => gatehouse::cli::serve(&config).await,
             Command::Check { config } => gatehouse::cli::check(&config),
-            Command::Token { profile, json, scope, duration } => token(&profile, json, scope, duration).await,
+            Command::Token {
+                profile,
+                json,
+                scope,
+                duration,
+            } => token(&profile, json, scope, duration).await,
         }
     })
 }
 
-async fn token(profile: &std::path::Path, json: bool, scope: Option<String>, duration: Option<u64>) -> ExitCode {
+async fn token(
+    profile: &std::path::Path,
+    json: bool,
+    scope: Option<String>,
+    duration: Option<u64>,
+) -> ExitCode {
     let result = async {
-        let p = gatehouse::auth::client::Profile::load(profile).with_context(|| format!("profile {}", profile.display()))?;
+        let p = gatehouse::auth::client::Profile::load(profile)
+            .with_context(|| format!("profile {}", profile.display()))?;
         gatehouse::auth::client::request_token(&p, scope.as_deref(), duration).await
     }
     .await;
@@ -97,12 +111,14 @@ async fn token(profile: &std::path::Path, json: bool, scope: Option<String>, dur
 }
 
 fn init_tracing(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
 }
-

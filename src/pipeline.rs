@@ -45,7 +45,12 @@ pub struct Ctx {
 
 impl Ctx {
     fn new<B>(req: &Request<B>, conn: ConnInfo) -> Ctx {
-        let header = |n: header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |n: header::HeaderName| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         Ctx {
             started: Instant::now(),
             event: Event {
@@ -84,7 +89,10 @@ where
 {
     let mut ctx = Ctx::new(&req, conn);
     let result = if !state.audit.healthy() {
-        Err(Refusal::new(S3Error::ServiceUnavailable, "audit_unavailable"))
+        Err(Refusal::new(
+            S3Error::ServiceUnavailable,
+            "audit_unavailable",
+        ))
     } else {
         match req.uri().path() {
             "/v1/token" => Ok(tokens::handle(&state, &mut ctx, req).await),
@@ -98,13 +106,23 @@ where
 fn jwks(state: &State) -> Response<ResponseBody> {
     let mut resp = Response::new(body::full(state.auth.jwks().to_string()));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     resp
 }
 
 /// Renders a refusal, stamps the request id, and ties the audit event to the response body.
-fn finish(state: &State, mut ctx: Ctx, result: Result<Response<ResponseBody>, Refusal>) -> Response<ResponseBody> {
+fn finish(
+    state: &State,
+    mut ctx: Ctx,
+    result: Result<Response<ResponseBody>, Refusal>,
+) -> Response<ResponseBody> {
     let mut resp = match result {
         Ok(resp) => {
             if ctx.event.reason.is_empty() {
@@ -130,16 +148,25 @@ fn finish(state: &State, mut ctx: Ctx, result: Result<Response<ResponseBody>, Re
 
 pub fn error_response(error: S3Error, ctx: &Ctx) -> Response<ResponseBody> {
     let is_head = ctx.event.method == "HEAD";
-    let body = if is_head { body::empty() } else { body::full(error.to_xml(&ctx.event.path, &ctx.event.request_id)) };
+    let body = if is_head {
+        body::empty()
+    } else {
+        body::full(error.to_xml(&ctx.event.path, &ctx.event.request_id))
+    };
     let mut resp = Response::new(body);
     *resp.status_mut() = error.status();
     let h = resp.headers_mut();
     if !is_head {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
     }
     if error.status() == StatusCode::UNAUTHORIZED {
-        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
     }
     resp
 }
-

@@ -18,7 +18,10 @@ pub enum StartError {
     #[error("token authority: {0}")]
     Auth(#[from] crate::auth::AuthError),
     #[error("share {share}: store could not be opened: {source}")]
-    Store { share: String, source: store::StoreError },
+    Store {
+        share: String,
+        source: store::StoreError,
+    },
     #[error("audit directory {dir}: {source}")]
     Audit { dir: String, source: std::io::Error },
 }
@@ -46,12 +49,29 @@ impl State {
             let store_cfg = &config.stores[&share.store];
             let store = store::open(store_cfg, &share.bucket)
                 .await
-                .map_err(|source| StartError::Store { share: name.clone(), source })?;
-            shares.insert(name.clone(), Share { config: share.clone(), store });
+                .map_err(|source| StartError::Store {
+                    share: name.clone(),
+                    source,
+                })?;
+            shares.insert(
+                name.clone(),
+                Share {
+                    config: share.clone(),
+                    store,
+                },
+            );
         }
-        let audit = Audit::open(&config.audit.dir)
-            .map_err(|source| StartError::Audit { dir: config.audit.dir.display().to_string(), source })?;
-        Ok(State { config: Arc::new(config), tls, auth, shares, audit })
+        let audit = Audit::open(&config.audit.dir).map_err(|source| StartError::Audit {
+            dir: config.audit.dir.display().to_string(),
+            source,
+        })?;
+        Ok(State {
+            config: Arc::new(config),
+            tls,
+            auth,
+            shares,
+            audit,
+        })
     }
 
     pub fn partner(&self, id: &str) -> Option<&PartnerConfig> {

@@ -40,7 +40,10 @@ pub fn provider() -> CryptoProvider {
 
 /// Builds the server configuration from a certificate chain and key file.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let file_err = |path: &Path, reason: String| TlsError::File { path: path.display().to_string(), reason };
+    let file_err = |path: &Path, reason: String| TlsError::File {
+        path: path.display().to_string(),
+        reason,
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .map_err(|e| file_err(cert_file, e.to_string()))?
         .collect::<Result<_, _>>()
@@ -48,7 +51,8 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
     if certs.is_empty() {
         return Err(file_err(cert_file, "no certificate found".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| file_err(key_file, e.to_string()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key_file).map_err(|e| file_err(key_file, e.to_string()))?;
     let mut cfg = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()

@@ -22,13 +22,24 @@ where
 {
     ctx.event.kind = Kind::Token;
     if req.method() != Method::POST {
-        return oauth_error(ctx, StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "use POST", "method_not_allowed");
+        return oauth_error(
+            ctx,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "use POST",
+            "method_not_allowed",
+        );
     }
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+        .is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
     if !form {
         return oauth_error(
             ctx,
@@ -38,10 +49,19 @@ where
             "malformed_request",
         );
     }
-    let bytes = match Limited::new(req.into_body(), MAX_FORM_BYTES).collect().await {
+    let bytes = match Limited::new(req.into_body(), MAX_FORM_BYTES)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return oauth_error(ctx, StatusCode::BAD_REQUEST, "invalid_request", "request body too large or incomplete", "malformed_request");
+            return oauth_error(
+                ctx,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "request body too large or incomplete",
+                "malformed_request",
+            );
         }
     };
     ctx.event.bytes_in = bytes.len() as u64;
@@ -64,12 +84,22 @@ where
     }
 }
 
-fn oauth_error(ctx: &mut Ctx, status: StatusCode, error: &str, description: &str, reason: &str) -> Response<ResponseBody> {
+fn oauth_error(
+    ctx: &mut Ctx,
+    status: StatusCode,
+    error: &str,
+    description: &str,
+    reason: &str,
+) -> Response<ResponseBody> {
     ctx.event.decision = Decision::Deny;
     ctx.event.reason = reason.into();
-    let mut resp = json_response(status, serde_json::json!({ "error": error, "error_description": description }));
+    let mut resp = json_response(
+        status,
+        serde_json::json!({ "error": error, "error_description": description }),
+    );
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -78,7 +108,10 @@ fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Respo
     let mut resp = Response::new(body::full(value.to_string()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp

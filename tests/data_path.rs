@@ -31,15 +31,36 @@ both_backends!(
 );
 
 async fn gw(backend: Backend) -> Gateway {
-    Gateway::start(Setup { backend, max_put_bytes: 1024 * 1024, ..Setup::default() }).await
+    Gateway::start(Setup {
+        backend,
+        max_put_bytes: 1024 * 1024,
+        ..Setup::default()
+    })
+    .await
 }
 
-async fn put(g: &Gateway, token: &str, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-    g.client.put(g.url(path)).bearer_auth(token).body(body).send().await.unwrap()
+async fn put(
+    g: &Gateway,
+    token: &str,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    g.client
+        .put(g.url(path))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn get(g: &Gateway, token: &str, path: &str) -> reqwest::Response {
-    g.client.get(g.url(path)).bearer_auth(token).send().await.unwrap()
+    g.client
+        .get(g.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn error_code(body: &str) -> String {
@@ -64,7 +85,10 @@ async fn put_get_head_delete_round_trip(backend: Backend) {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().contains_key("etag"));
-    let rid = resp.headers()["x-amz-request-id"].to_str().unwrap().to_string();
+    let rid = resp.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
 
     let resp = get(&g, &t, "/exports/acme/inbox/data.bin").await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -73,17 +97,36 @@ async fn put_get_head_delete_round_trip(backend: Backend) {
     assert_eq!(resp.headers()["content-length"], "200000");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &body[..]);
 
-    let resp = g.client.head(g.url("/exports/acme/inbox/data.bin")).bearer_auth(&t).send().await.unwrap();
+    let resp = g
+        .client
+        .head(g.url("/exports/acme/inbox/data.bin"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-length"], "200000");
 
     // The upload is stored under the share's internal prefix, which partners never see.
     let full = g.token("full").await;
-    let listed = get(&g, &full, "/exports?list-type=2").await.text().await.unwrap();
-    assert!(listed.contains("<Key>acme/inbox/data.bin</Key>"), "{listed}");
+    let listed = get(&g, &full, "/exports?list-type=2")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("<Key>acme/inbox/data.bin</Key>"),
+        "{listed}"
+    );
     assert!(!listed.contains("internal/"), "{listed}");
 
-    let resp = g.client.delete(g.url("/exports/acme/inbox/data.bin")).bearer_auth(&t).send().await.unwrap();
+    let resp = g
+        .client
+        .delete(g.url("/exports/acme/inbox/data.bin"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let resp = get(&g, &t, "/exports/acme/inbox/data.bin").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
@@ -95,7 +138,10 @@ async fn put_get_head_delete_round_trip(backend: Backend) {
     assert_eq!(ev["bytes_in"], 200_000);
     assert_eq!(ev["share"], "exports");
     assert_eq!(ev["key"], "acme/inbox/data.bin");
-    assert!(ev.get("aborted").is_none(), "a complete response is not marked aborted: {ev}");
+    assert!(
+        ev.get("aborted").is_none(),
+        "a complete response is not marked aborted: {ev}"
+    );
     g.stop().await;
 }
 
@@ -103,8 +149,14 @@ async fn range_requests(backend: Backend) {
     let g = gw(backend).await;
     let t = g.token("full").await;
     let body: Vec<u8> = (0..1000u32).map(|i| (i % 256) as u8).collect();
-    assert_eq!(put(&g, &t, "/exports/r.bin", body.clone()).await.status(), StatusCode::OK);
-    assert_eq!(put(&g, &t, "/exports/empty.bin", Vec::new()).await.status(), StatusCode::OK);
+    assert_eq!(
+        put(&g, &t, "/exports/r.bin", body.clone()).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(&g, &t, "/exports/empty.bin", Vec::new()).await.status(),
+        StatusCode::OK
+    );
     type Case = (&'static str, u16, Option<(usize, usize)>);
     let cases: &[Case] = &[
         ("bytes=0-0", 206, Some((0, 0))),
@@ -120,12 +172,27 @@ async fn range_requests(backend: Backend) {
         ("items=0-5", 200, None),
     ];
     for (range, status, span) in cases {
-        let resp = g.client.get(g.url("/exports/r.bin")).bearer_auth(&t).header("range", *range).send().await.unwrap();
+        let resp = g
+            .client
+            .get(g.url("/exports/r.bin"))
+            .bearer_auth(&t)
+            .header("range", *range)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status().as_u16(), *status, "{range}");
         match (status, span) {
             (206, Some((a, b))) => {
-                assert_eq!(resp.headers()["content-range"], format!("bytes {a}-{b}/1000").as_str(), "{range}");
-                assert_eq!(resp.bytes().await.unwrap().as_ref(), &body[*a..=*b], "{range}");
+                assert_eq!(
+                    resp.headers()["content-range"],
+                    format!("bytes {a}-{b}/1000").as_str(),
+                    "{range}"
+                );
+                assert_eq!(
+                    resp.bytes().await.unwrap().as_ref(),
+                    &body[*a..=*b],
+                    "{range}"
+                );
             }
             (416, _) => {
                 assert_eq!(resp.headers()["content-range"], "bytes */1000", "{range}");
@@ -135,12 +202,33 @@ async fn range_requests(backend: Backend) {
         }
     }
     // Any range of an empty object is unsatisfiable; a reversed range is refused outright.
-    let resp = g.client.get(g.url("/exports/empty.bin")).bearer_auth(&t).header("range", "bytes=0-").send().await.unwrap();
+    let resp = g
+        .client
+        .get(g.url("/exports/empty.bin"))
+        .bearer_auth(&t)
+        .header("range", "bytes=0-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    let resp = g.client.get(g.url("/exports/r.bin")).bearer_auth(&t).header("range", "bytes=9-5").send().await.unwrap();
+    let resp = g
+        .client
+        .get(g.url("/exports/r.bin"))
+        .bearer_auth(&t)
+        .header("range", "bytes=9-5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     // HEAD with a range reports the part it would serve.
-    let resp = g.client.head(g.url("/exports/r.bin")).bearer_auth(&t).header("range", "bytes=-10").send().await.unwrap();
+    let resp = g
+        .client
+        .head(g.url("/exports/r.bin"))
+        .bearer_auth(&t)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.headers()["content-length"], "10");
     g.stop().await;
@@ -156,38 +244,77 @@ async fn seed(g: &Gateway, keys: &[&str]) {
 
 fn tags(xml: &str, tag: &str) -> Vec<String> {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    xml.split(&open).skip(1).map(|s| s[..s.find(&close).unwrap()].to_string()).collect()
+    xml.split(&open)
+        .skip(1)
+        .map(|s| s[..s.find(&close).unwrap()].to_string())
+        .collect()
 }
 
 async fn listing_stays_inside_the_grant(backend: Backend) {
     let g = gw(backend).await;
-    seed(&g, &["acme/a.csv", "acme/sub/b.csv", "acme/inbox/c.csv", "acme-evil/x", "secret/y", "top.txt", "ac"]).await;
+    seed(
+        &g,
+        &[
+            "acme/a.csv",
+            "acme/sub/b.csv",
+            "acme/inbox/c.csv",
+            "acme-evil/x",
+            "secret/y",
+            "top.txt",
+            "ac",
+        ],
+    )
+    .await;
     let t = g.token("acme").await;
     let list = |q: &'static str| {
         let (g, t) = (&g, &t);
-        async move { get(g, t, &format!("/exports?list-type=2{q}")).await.text().await.unwrap() }
+        async move {
+            get(g, t, &format!("/exports?list-type=2{q}"))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
     };
     let all = list("").await;
     let mut keys = tags(&all, "Key");
     keys.sort();
-    assert_eq!(keys, ["acme/a.csv", "acme/inbox/c.csv", "acme/sub/b.csv"], "{all}");
+    assert_eq!(
+        keys,
+        ["acme/a.csv", "acme/inbox/c.csv", "acme/sub/b.csv"],
+        "{all}"
+    );
     let root = list("&delimiter=%2F").await;
     assert_eq!(tags(&root, "Key"), Vec::<String>::new(), "{root}");
-    let prefixes: Vec<String> = tags(&root, "CommonPrefixes").iter().map(|p| tags(p, "Prefix")[0].clone()).collect();
+    let prefixes: Vec<String> = tags(&root, "CommonPrefixes")
+        .iter()
+        .map(|p| tags(p, "Prefix")[0].clone())
+        .collect();
     assert_eq!(prefixes, ["acme/"], "{root}");
     let inside = list("&prefix=acme%2F&delimiter=%2F").await;
     assert_eq!(tags(&inside, "Key"), ["acme/a.csv"], "{inside}");
-    let prefixes: Vec<String> = tags(&inside, "CommonPrefixes").iter().map(|p| tags(p, "Prefix")[0].clone()).collect();
+    let prefixes: Vec<String> = tags(&inside, "CommonPrefixes")
+        .iter()
+        .map(|p| tags(p, "Prefix")[0].clone())
+        .collect();
     assert_eq!(prefixes, ["acme/inbox/", "acme/sub/"], "{inside}");
     // Prefixes outside the grant list nothing, even ones that are string-prefixes of it.
     for q in ["&prefix=secret", "&prefix=acme-", "&prefix=t"] {
         let out = list(q).await;
-        assert!(tags(&out, "Key").is_empty() && !out.contains("CommonPrefixes"), "{q}: {out}");
+        assert!(
+            tags(&out, "Key").is_empty() && !out.contains("CommonPrefixes"),
+            "{q}: {out}"
+        );
     }
     let narrowed = list("&prefix=ac").await;
-    assert!(!narrowed.contains("<Key>ac</Key>") && !narrowed.contains("acme-evil"), "{narrowed}");
+    assert!(
+        !narrowed.contains("<Key>ac</Key>") && !narrowed.contains("acme-evil"),
+        "{narrowed}"
+    );
     for body in [&all, &root, &inside, &narrowed] {
-        assert!(!body.contains("internal/") && !body.contains("secret") && !body.contains("top.txt"));
+        assert!(
+            !body.contains("internal/") && !body.contains("secret") && !body.contains("top.txt")
+        );
     }
     // GET / shows the shares this partner may see.
     let shares = get(&g, &t, "/").await.text().await.unwrap();
@@ -203,7 +330,16 @@ async fn listing_paginates(backend: Backend) {
     seed(&g, &refs).await;
     want.sort();
     let t = g.token("acme").await;
-    for (q, expect) in [("", want.clone()), ("&prefix=acme%2Fp%2F", want.iter().filter(|k| k.starts_with("acme/p/")).cloned().collect())] {
+    for (q, expect) in [
+        ("", want.clone()),
+        (
+            "&prefix=acme%2Fp%2F",
+            want.iter()
+                .filter(|k| k.starts_with("acme/p/"))
+                .cloned()
+                .collect(),
+        ),
+    ] {
         let (mut got, mut token, mut pages) = (Vec::new(), None::<String>, 0);
         loop {
             let mut url = format!("/exports?list-type=2&max-keys=5{q}");
@@ -224,7 +360,15 @@ async fn listing_paginates(backend: Backend) {
         assert_eq!(got, expect, "{q}");
     }
     // Delimiter pages roll folders up once each.
-    let xml = get(&g, &t, "/exports?list-type=2&prefix=acme%2F&delimiter=%2F&max-keys=2").await.text().await.unwrap();
+    let xml = get(
+        &g,
+        &t,
+        "/exports?list-type=2&prefix=acme%2F&delimiter=%2F&max-keys=2",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert_eq!(tags(&xml, "KeyCount"), ["2"], "{xml}");
     let bad = get(&g, &t, "/exports?list-type=2&continuation-token=%21%21").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
@@ -253,21 +397,41 @@ async fn refusals_look_like_missing_things(backend: Backend) {
     let outside = get(&g, &t, "/exports/secret/y").await;
     let missing = get(&g, &t, "/exports/acme/nothing-here").await;
     assert_eq!(outside.status(), missing.status());
-    let rid = outside.headers()["x-amz-request-id"].to_str().unwrap().to_string();
+    let rid = outside.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let (a, b) = (outside.text().await.unwrap(), missing.text().await.unwrap());
     assert_eq!(error_code(&a), "NoSuchKey");
     assert_eq!(error_code(&b), "NoSuchKey");
-    assert!(!a.contains("internal") && !a.contains("bucket") && !a.contains("grant"), "{a}");
+    assert!(
+        !a.contains("internal") && !a.contains("bucket") && !a.contains("grant"),
+        "{a}"
+    );
     assert_eq!(g.audit_event(&rid).await["reason"], "no_grant");
     // Writes and deletes without a grant are refused and nothing changes.
     let resp = put(&g, &t, "/exports/acme/not-inbox.txt", "x").await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(&resp.text().await.unwrap()), "AccessDenied");
-    let resp = g.client.delete(g.url("/exports/acme/a.csv")).bearer_auth(&t).send().await.unwrap();
+    let resp = g
+        .client
+        .delete(g.url("/exports/acme/a.csv"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(get(&g, &t, "/exports/acme/a.csv").await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&g, &t, "/exports/acme/a.csv").await.status(),
+        StatusCode::OK
+    );
     // No token, or garbage, is refused before anything else.
-    let resp = g.client.get(g.url("/exports/acme/a.csv")).send().await.unwrap();
+    let resp = g
+        .client
+        .get(g.url("/exports/acme/a.csv"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers()["x-amz-request-id"].len() > 10);
     assert_eq!(error_code(&resp.text().await.unwrap()), "InvalidToken");
@@ -284,13 +448,29 @@ async fn uploads_over_the_limit_leave_nothing(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&resp.text().await.unwrap()), "EntityTooLarge");
     // Without a Content-Length (chunked), the limit is enforced while streaming.
-    let chunks = futures_util::stream::iter(big.chunks(64 * 1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
-    let resp = put(&g, &t, "/exports/big.bin", reqwest::Body::wrap_stream(chunks)).await;
+    let chunks = futures_util::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let resp = put(
+        &g,
+        &t,
+        "/exports/big.bin",
+        reqwest::Body::wrap_stream(chunks),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&resp.text().await.unwrap()), "EntityTooLarge");
-    assert_eq!(get(&g, &t, "/exports/big.bin").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&g, &t, "/exports/big.bin").await.status(),
+        StatusCode::NOT_FOUND
+    );
     let exact = vec![7u8; 1024 * 1024];
-    assert_eq!(put(&g, &t, "/exports/exact.bin", exact).await.status(), StatusCode::OK);
+    assert_eq!(
+        put(&g, &t, "/exports/exact.bin", exact).await.status(),
+        StatusCode::OK
+    );
     g.stop().await;
 }
 
@@ -308,8 +488,15 @@ async fn aborted_upload_leaves_no_object(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     drop(tls);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(get(&g, &t, "/exports/partial.bin").await.status(), StatusCode::NOT_FOUND);
-    let listed = get(&g, &t, "/exports?list-type=2").await.text().await.unwrap();
+    assert_eq!(
+        get(&g, &t, "/exports/partial.bin").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let listed = get(&g, &t, "/exports?list-type=2")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!listed.contains("partial"), "{listed}");
     g.stop().await;
 }
@@ -338,13 +525,23 @@ async fn traversal_forms_are_refused() {
         "/exports/%c0%ae%c0%ae/x",
         "/exports/a%zz",
     ];
-    for path in cases.iter().map(|s| s.to_string()).chain([format!("/exports/{long}")]) {
+    for path in cases
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("/exports/{long}")])
+    {
         let raw = g.raw(format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {t}\r\nconnection: close\r\n\r\n").as_bytes()).await;
         let status_line = raw.lines().next().unwrap_or_default().to_string();
         assert!(status_line.contains(" 400 "), "{path}: {status_line}");
         let code = error_code(&raw);
-        assert!(code == "InvalidArgument" || code == "KeyTooLongError", "{path}: {raw}");
-        assert!(raw.to_ascii_lowercase().contains("x-amz-request-id"), "{path}");
+        assert!(
+            code == "InvalidArgument" || code == "KeyTooLongError",
+            "{path}: {raw}"
+        );
+        assert!(
+            raw.to_ascii_lowercase().contains("x-amz-request-id"),
+            "{path}"
+        );
     }
     g.stop().await;
 }
@@ -355,7 +552,12 @@ async fn http2_is_offered_and_works() {
     let t = g.token("full").await;
     let h2 = common::client_for(&g.ca_pem, false);
     put(&g, &t, "/exports/h2.txt", "over h2").await;
-    let resp = h2.get(g.url("/exports/h2.txt")).bearer_auth(&t).send().await.unwrap();
+    let resp = h2
+        .get(g.url("/exports/h2.txt"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.text().await.unwrap(), "over h2");
     g.stop().await;
@@ -369,23 +571,52 @@ async fn every_request_is_audited_once() {
     let mut ids = Vec::new();
     for path in ["/exports/acme/none", "/exports/secret", "/other/x", "/"] {
         let resp = get(&g, &t, path).await;
-        ids.push(resp.headers()["x-amz-request-id"].to_str().unwrap().to_string());
+        ids.push(
+            resp.headers()["x-amz-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
         let _ = resp.bytes().await;
     }
     let resp = g.client.get(g.url("/exports/x")).send().await.unwrap();
-    ids.push(resp.headers()["x-amz-request-id"].to_str().unwrap().to_string());
+    ids.push(
+        resp.headers()["x-amz-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string(),
+    );
     let _ = resp.bytes().await;
     let lines = g.audit_lines((before + 6) as u64).await;
     for id in &ids {
-        assert_eq!(lines.iter().filter(|l| l["request_id"] == id.as_str()).count(), 1, "{id}");
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l["request_id"] == id.as_str())
+                .count(),
+            1,
+            "{id}"
+        );
     }
     let token_events: Vec<_> = lines.iter().filter(|l| l["kind"] == "token").collect();
     assert_eq!(token_events.len(), 1);
     assert_eq!(token_events[0]["reason"], "token_issued");
     assert_eq!(token_events[0]["partner"], "acme");
-    assert!(lines.iter().all(|l| l.get("aborted").is_none()), "nothing here was aborted");
-    let text = std::fs::read_dir(g.audit_dir()).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect::<String>();
-    assert!(!text.contains(&t), "the audit trail must never hold a token");
-    assert!(!text.contains(&g.partner("acme").external_id), "nor an external id");
+    assert!(
+        lines.iter().all(|l| l.get("aborted").is_none()),
+        "nothing here was aborted"
+    );
+    let text = std::fs::read_dir(g.audit_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(
+        !text.contains(&t),
+        "the audit trail must never hold a token"
+    );
+    assert!(
+        !text.contains(&g.partner("acme").external_id),
+        "nor an external id"
+    );
     g.stop().await;
 }

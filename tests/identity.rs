@@ -31,7 +31,12 @@ fn claims(g: &Gateway, id: &str, exp_in: i64) -> serde_json::Value {
     json!({"iss": id, "sub": id, "aud": g.url("/v1/token"), "iat": now(), "exp": now() + exp_in, "jti": ulid::Ulid::new().to_string()})
 }
 
-async fn request(g: &Gateway, id: &str, assertion: &str, external_id: &str) -> (u16, serde_json::Value) {
+async fn request(
+    g: &Gateway,
+    id: &str,
+    assertion: &str,
+    external_id: &str,
+) -> (u16, serde_json::Value) {
     g.token_request(&[
         ("grant_type", "client_credentials"),
         ("client_id", id),
@@ -45,7 +50,11 @@ async fn request(g: &Gateway, id: &str, assertion: &str, external_id: &str) -> (
 async fn last_token_reason(g: &Gateway) -> String {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let lines = g.audit_lines(0).await;
-    let ev = lines.iter().rev().find(|l| l["kind"] == "token").expect("a token event");
+    let ev = lines
+        .iter()
+        .rev()
+        .find(|l| l["kind"] == "token")
+        .expect("a token event");
     ev["reason"].as_str().unwrap().to_string()
 }
 
@@ -84,7 +93,10 @@ async fn token_endpoint_refusals() {
         jsonwebtoken::encode(&h, &claims(&g, "acme", 60), &key).unwrap()
     };
     let (status, body) = request(&g, "acme", &forged, &ext).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     assert_eq!(last_token_reason(&g).await, "bad_assertion_signature");
 
     // Wrong external id: same client-facing answer, its own audit reason.
@@ -93,11 +105,21 @@ async fn token_endpoint_refusals() {
     assert_eq!(last_token_reason(&g).await, "wrong_external_id");
 
     // Expired assertion, and one that asks to live too long.
-    let expired = assertion_with(&g, "acme", json!({"iss": "acme", "sub": "acme", "aud": g.url("/v1/token"), "iat": now() - 600, "exp": now() - 300, "jti": "e1"}));
+    let expired = assertion_with(
+        &g,
+        "acme",
+        json!({"iss": "acme", "sub": "acme", "aud": g.url("/v1/token"), "iat": now() - 600, "exp": now() - 300, "jti": "e1"}),
+    );
     let (status, _) = request(&g, "acme", &expired, &ext).await;
     assert!(status == 400 || status == 401, "{status}");
     assert_eq!(last_token_reason(&g).await, "assertion_expired");
-    let (status, _) = request(&g, "acme", &assertion_with(&g, "acme", claims(&g, "acme", 3600)), &ext).await;
+    let (status, _) = request(
+        &g,
+        "acme",
+        &assertion_with(&g, "acme", claims(&g, "acme", 3600)),
+        &ext,
+    )
+    .await;
     assert!(status == 400 || status == 401);
 
     // Wrong audience.
@@ -116,7 +138,10 @@ async fn token_endpoint_refusals() {
 
     // Unknown and suspended partners.
     let (status, body) = request(&g, "nobody", &g.assertion("acme"), &ext).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     assert_eq!(last_token_reason(&g).await, "unknown_partner");
     let dormant = g.partner("dormant").external_id.clone();
     let (status, _) = request(&g, "dormant", &g.assertion("dormant"), &dormant).await;
@@ -124,8 +149,13 @@ async fn token_endpoint_refusals() {
     assert_eq!(last_token_reason(&g).await, "partner_suspended");
 
     // Wrong grant type and a GET are refused per RFC 6749 §5.2.
-    let (status, body) = g.token_request(&[("grant_type", "password"), ("client_id", "acme")]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+    let (status, body) = g
+        .token_request(&[("grant_type", "password"), ("client_id", "acme")])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
     let resp = g.client.get(g.url("/v1/token")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
 
@@ -140,7 +170,10 @@ async fn token_endpoint_refusals() {
             ("scope", "other"),
         ])
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
     g.stop().await;
 }
 
@@ -157,14 +190,29 @@ fn access_claims(g: &Gateway, iat: i64, exp: i64) -> serde_json::Value {
 }
 
 async fn bearer_status(g: &Gateway, token: &str) -> (u16, String) {
-    let resp = g.client.get(g.url("/exports/k")).bearer_auth(token).send().await.unwrap();
+    let resp = g
+        .client
+        .get(g.url("/exports/k"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
-    let rid = resp.headers()["x-amz-request-id"].to_str().unwrap().to_string();
+    let rid = resp.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body = resp.text().await.unwrap();
     if status == 401 {
         assert!(body.contains("<RequestId>"), "{body}");
     }
-    (status, g.audit_event(&rid).await["reason"].as_str().unwrap().to_string())
+    (
+        status,
+        g.audit_event(&rid).await["reason"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
 }
 
 #[tokio::test]
@@ -179,10 +227,16 @@ async fn bearer_refusals() {
     };
     // A correctly forged-with-the-real-key token works: the harness is sound.
     let good = sign(&access_claims(&g, now(), now() + 300), &kid);
-    assert_eq!(bearer_status(&g, &good).await, (404, "no_such_key".to_string()));
+    assert_eq!(
+        bearer_status(&g, &good).await,
+        (404, "no_such_key".to_string())
+    );
 
     let expired = sign(&access_claims(&g, now() - 3600, now() - 120), &kid);
-    assert_eq!(bearer_status(&g, &expired).await, (401, "token_expired".to_string()));
+    assert_eq!(
+        bearer_status(&g, &expired).await,
+        (401, "token_expired".to_string())
+    );
     let mut future = access_claims(&g, now() + 600, now() + 900);
     future["iat"] = json!(now());
     assert_eq!(bearer_status(&g, &sign(&future, &kid)).await.0, 401);
@@ -192,25 +246,52 @@ async fn bearer_refusals() {
     let mut iss = access_claims(&g, now(), now() + 300);
     iss["iss"] = json!("https://evil.example");
     assert_eq!(bearer_status(&g, &sign(&iss, &kid)).await.0, 401);
-    assert_eq!(bearer_status(&g, &sign(&access_claims(&g, now(), now() + 300), "no-such-kid")).await.0, 401);
+    assert_eq!(
+        bearer_status(
+            &g,
+            &sign(&access_claims(&g, now(), now() + 300), "no-such-kid")
+        )
+        .await
+        .0,
+        401
+    );
     let mut suspended = access_claims(&g, now(), now() + 300);
     suspended["sub"] = json!("dormant");
     assert_eq!(bearer_status(&g, &sign(&suspended, &kid)).await.0, 401);
 
     // alg none.
-    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string());
+    let none_header =
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string());
     let payload = URL_SAFE_NO_PAD.encode(access_claims(&g, now(), now() + 300).to_string());
-    assert_eq!(bearer_status(&g, &format!("{none_header}.{payload}.")).await.0, 401);
+    assert_eq!(
+        bearer_status(&g, &format!("{none_header}.{payload}."))
+            .await
+            .0,
+        401
+    );
 
     // HS256 keyed with the gateway's public key (PEM text and raw bytes).
-    let jwks: serde_json::Value = g.client.get(g.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value = g
+        .client
+        .get(g.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let x = jwks["keys"][0]["x"].as_str().unwrap().to_string();
     let public_raw = URL_SAFE_NO_PAD.decode(&x).unwrap();
     for secret in [public_raw.clone(), x.as_bytes().to_vec()] {
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some(kid.clone());
         h.typ = Some("at+jwt".into());
-        let t = jsonwebtoken::encode(&h, &access_claims(&g, now(), now() + 300), &EncodingKey::from_secret(&secret)).unwrap();
+        let t = jsonwebtoken::encode(
+            &h,
+            &access_claims(&g, now(), now() + 300),
+            &EncodingKey::from_secret(&secret),
+        )
+        .unwrap();
         assert_eq!(bearer_status(&g, &t).await.0, 401);
     }
 
@@ -218,15 +299,28 @@ async fn bearer_refusals() {
     let parts: Vec<&str> = good.split('.').collect();
     let mut c = access_claims(&g, now(), now() + 300);
     c["scope"] = json!("exports other");
-    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(c.to_string()), parts[2]);
-    assert_eq!(bearer_status(&g, &tampered).await, (401, "token_bad_signature".to_string()));
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(c.to_string()),
+        parts[2]
+    );
+    assert_eq!(
+        bearer_status(&g, &tampered).await,
+        (401, "token_bad_signature".to_string())
+    );
     g.stop().await;
 }
 
 #[tokio::test]
 async fn jwks_publishes_the_signing_key() {
     let g = start().await;
-    let resp = g.client.get(g.url("/.well-known/jwks.json")).send().await.unwrap();
+    let resp = g
+        .client
+        .get(g.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let jwks: serde_json::Value = resp.json().await.unwrap();
     let key = &jwks["keys"][0];

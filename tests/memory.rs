@@ -20,8 +20,14 @@ struct ChildGateway {
 
 impl ChildGateway {
     fn start() -> ChildGateway {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let setup = Setup { max_put_bytes: 1024 * MIB, ..Setup::default() };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let setup = Setup {
+            max_put_bytes: 1024 * MIB,
+            ..Setup::default()
+        };
         let prepared = Prepared::write(&setup, port);
         let log = std::fs::File::create(prepared.dir.path().join("serve.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
@@ -40,7 +46,10 @@ impl ChildGateway {
         let mut child = child;
         let _ = child.kill();
         let _ = child.wait();
-        panic!("gatehouse serve did not start: {}", std::fs::read_to_string(prepared.dir.path().join("serve.log")).unwrap());
+        panic!(
+            "gatehouse serve did not start: {}",
+            std::fs::read_to_string(prepared.dir.path().join("serve.log")).unwrap()
+        );
     }
 
     fn peak_rss_kib(&self) -> u64 {
@@ -63,21 +72,36 @@ impl ChildGateway {
             "ca_file": "config/data/tls/ca.pem",
         });
         std::fs::write(dir.join("profile.json"), profile.to_string()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse")).args(["token", "--profile"]).arg(dir.join("profile.json")).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["token", "--profile"])
+            .arg(dir.join("profile.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     fn client(&self) -> reqwest::Client {
-        let ca = std::fs::read_to_string(self.prepared.dir.path().join("config/data/tls/ca.pem")).unwrap();
+        let ca = std::fs::read_to_string(self.prepared.dir.path().join("config/data/tls/ca.pem"))
+            .unwrap();
         common::client_for(&ca, false)
     }
 
     fn stop(mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "gatehouse serve must exit cleanly on SIGTERM: {exit:?}");
+        assert!(
+            exit.success(),
+            "gatehouse serve must exit cleanly on SIGTERM: {exit:?}"
+        );
     }
 }
 
@@ -89,12 +113,19 @@ async fn round_trip(client: &reqwest::Client, base: &str, token: &str, key: &str
         .put(format!("{base}/exports/{key}"))
         .bearer_auth(token)
         .header("content-length", size)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let resp = client.get(format!("{base}/exports/{key}")).bearer_auth(token).send().await.unwrap();
+    let resp = client
+        .get(format!("{base}/exports/{key}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
     let (mut total, mut first) = (0u64, None);
@@ -115,11 +146,17 @@ async fn peak_memory_is_flat_in_object_size() {
     let base = gw.prepared.base.clone();
     round_trip(&client, &base, &token, "small.bin", 16 * MIB).await;
     let small = gw.peak_rss_kib();
-    let big_mib: u64 = std::env::var("GATEHOUSE_MEMORY_BIG_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let big_mib: u64 = std::env::var("GATEHOUSE_MEMORY_BIG_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     round_trip(&client, &base, &token, "big.bin", big_mib * MIB).await;
     let big = gw.peak_rss_kib();
     eprintln!("peak RSS: {small} KiB after 16 MiB, {big} KiB after {big_mib} MiB");
     let growth_kib = big.saturating_sub(small);
-    assert!(growth_kib < 16 * 1024, "peak RSS grew by {growth_kib} KiB between 16 MiB and {big_mib} MiB objects");
+    assert!(
+        growth_kib < 16 * 1024,
+        "peak RSS grew by {growth_kib} KiB between 16 MiB and {big_mib} MiB objects"
+    );
     gw.stop();
 }

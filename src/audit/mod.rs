@@ -91,7 +91,11 @@ impl Audit {
     /// directory cannot be created or today's file cannot be opened.
     pub fn open(dir: &Path) -> std::io::Result<Audit> {
         std::fs::create_dir_all(dir)?;
-        let mut writer = Writer { dir: dir.to_path_buf(), day: String::new(), out: None };
+        let mut writer = Writer {
+            dir: dir.to_path_buf(),
+            day: String::new(),
+            out: None,
+        };
         writer.ensure_file(&jiff::Timestamp::now())?;
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -100,7 +104,13 @@ impl Audit {
         std::thread::Builder::new()
             .name("gatehouse-audit".into())
             .spawn(move || writer.run(rx, &h, &w))?;
-        Ok(Audit { inner: Arc::new(Inner { tx, healthy, written }) })
+        Ok(Audit {
+            inner: Arc::new(Inner {
+                tx,
+                healthy,
+                written,
+            }),
+        })
     }
 
     /// False after a failed write, until a later write succeeds. Requests are refused meanwhile.
@@ -224,9 +234,17 @@ mod tests {
         while audit.written() < 2 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let text = std::fs::read_to_string(file).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["reason"], "no_grant");
         assert_eq!(lines[0]["decision"], "allow");

@@ -69,7 +69,10 @@ pub fn validate_key(key: &str) -> Result<(), KeyError> {
     }
     // A trailing '/' (folder marker objects) is allowed; every other segment must be a name.
     let body = key.strip_suffix('/').unwrap_or(key);
-    if body.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if body
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err(KeyError::BadSegment);
     }
     Ok(())
@@ -103,7 +106,8 @@ fn check_encoding(raw: &str) -> Result<(), KeyError> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let ok = i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+            let ok =
+                i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
             if !ok {
                 return Err(KeyError::BadEncoding);
             }
@@ -122,7 +126,10 @@ mod tests {
     #[test]
     fn accepts_ordinary_keys() {
         assert_eq!(decode_key("a/b/c.txt").unwrap(), "a/b/c.txt");
-        assert_eq!(decode_key("with%20space/%C3%A9t%C3%A9").unwrap(), "with space/été");
+        assert_eq!(
+            decode_key("with%20space/%C3%A9t%C3%A9").unwrap(),
+            "with space/été"
+        );
         assert_eq!(decode_key("folder/").unwrap(), "folder/");
         assert_eq!(decode_key("..a/b..").unwrap(), "..a/b..");
         assert_eq!(decode_key(&"k".repeat(1024)).unwrap().len(), 1024);

@@ -55,7 +55,10 @@ pub fn authorize(
     action: Action,
 ) -> Result<(), Denial> {
     let grants = share_grants(partner, scopes, share)?;
-    if grants.iter().any(|g| g.actions.contains(action) && covers(&g.prefix, key)) {
+    if grants
+        .iter()
+        .any(|g| g.actions.contains(action) && covers(&g.prefix, key))
+    {
         Ok(())
     } else {
         Err(Denial::NoGrant)
@@ -87,7 +90,10 @@ pub enum ListSource {
     Upstream(String),
     /// The grant prefixes lie below the requested prefix and roll up into this common prefix;
     /// show it when any object exists under one of `probes`.
-    Folder { common_prefix: String, probes: Vec<String> },
+    Folder {
+        common_prefix: String,
+        probes: Vec<String>,
+    },
 }
 
 /// Plans a listing of `requested` prefix (with an optional delimiter) under the partner's
@@ -120,13 +126,21 @@ pub fn list_plan(grants: &[&Grant], requested: &str, delimiter: Option<&str>) ->
     for p in disjoint {
         let rolled = delimiter.filter(|d| !d.is_empty()).and_then(|d| {
             let rest = &p[requested.len()..];
-            rest.find(d).map(|i| p[..requested.len() + i + d.len()].to_string())
+            rest.find(d)
+                .map(|i| p[..requested.len() + i + d.len()].to_string())
         });
         match (rolled, plan.last_mut()) {
-            (Some(cp), Some(ListSource::Folder { common_prefix, probes })) if *common_prefix == cp => {
-                probes.push(p.to_string())
-            }
-            (Some(cp), _) => plan.push(ListSource::Folder { common_prefix: cp, probes: vec![p.to_string()] }),
+            (
+                Some(cp),
+                Some(ListSource::Folder {
+                    common_prefix,
+                    probes,
+                }),
+            ) if *common_prefix == cp => probes.push(p.to_string()),
+            (Some(cp), _) => plan.push(ListSource::Folder {
+                common_prefix: cp,
+                probes: vec![p.to_string()],
+            }),
             (None, _) => plan.push(ListSource::Upstream(p.to_string())),
         }
     }

@@ -3,7 +3,11 @@ use crate::config::{ActionSet, PartnerStatus};
 use std::time::Duration;
 
 fn grant(share: &str, prefix: &str, actions: &[Action]) -> Grant {
-    Grant { share: share.into(), prefix: prefix.into(), actions: actions.iter().copied().collect::<ActionSet>() }
+    Grant {
+        share: share.into(),
+        prefix: prefix.into(),
+        actions: actions.iter().copied().collect::<ActionSet>(),
+    }
 }
 
 fn partner(grants: Vec<Grant>) -> PartnerConfig {
@@ -30,24 +34,59 @@ fn scopes(s: &[&str]) -> Vec<String> {
 
 #[test]
 fn deny_by_default_and_by_prefix_segment() {
-    let p = partner(vec![grant("exports", "acme/", &[Action::Read, Action::List])]);
+    let p = partner(vec![grant(
+        "exports",
+        "acme/",
+        &[Action::Read, Action::List],
+    )]);
     let sc = scopes(&["exports"]);
-    assert_eq!(authorize(&p, &sc, "exports", "acme/x.csv", Action::Read), Ok(()));
-    assert_eq!(authorize(&p, &sc, "exports", "acme/deep/x.csv", Action::Read), Ok(()));
-    assert_eq!(authorize(&p, &sc, "exports", "acme-other/x.csv", Action::Read), Err(Denial::NoGrant));
-    assert_eq!(authorize(&p, &sc, "exports", "acme", Action::Read), Err(Denial::NoGrant));
-    assert_eq!(authorize(&p, &sc, "exports", "acme/x.csv", Action::Write), Err(Denial::NoGrant));
-    assert_eq!(authorize(&p, &sc, "exports", "acme/x.csv", Action::Delete), Err(Denial::NoGrant));
-    assert_eq!(authorize(&p, &sc, "other", "acme/x.csv", Action::Read), Err(Denial::ShareNotGranted));
     assert_eq!(
-        authorize(&p, &scopes(&["other"]), "exports", "acme/x.csv", Action::Read),
+        authorize(&p, &sc, "exports", "acme/x.csv", Action::Read),
+        Ok(())
+    );
+    assert_eq!(
+        authorize(&p, &sc, "exports", "acme/deep/x.csv", Action::Read),
+        Ok(())
+    );
+    assert_eq!(
+        authorize(&p, &sc, "exports", "acme-other/x.csv", Action::Read),
+        Err(Denial::NoGrant)
+    );
+    assert_eq!(
+        authorize(&p, &sc, "exports", "acme", Action::Read),
+        Err(Denial::NoGrant)
+    );
+    assert_eq!(
+        authorize(&p, &sc, "exports", "acme/x.csv", Action::Write),
+        Err(Denial::NoGrant)
+    );
+    assert_eq!(
+        authorize(&p, &sc, "exports", "acme/x.csv", Action::Delete),
+        Err(Denial::NoGrant)
+    );
+    assert_eq!(
+        authorize(&p, &sc, "other", "acme/x.csv", Action::Read),
+        Err(Denial::ShareNotGranted)
+    );
+    assert_eq!(
+        authorize(
+            &p,
+            &scopes(&["other"]),
+            "exports",
+            "acme/x.csv",
+            Action::Read
+        ),
         Err(Denial::ShareNotInScope)
     );
 }
 
 #[test]
 fn visible_shares_are_granted_and_scoped() {
-    let p = partner(vec![grant("b", "", &[Action::Read]), grant("a", "x/", &[Action::List]), grant("a", "y/", &[Action::Read])]);
+    let p = partner(vec![
+        grant("b", "", &[Action::Read]),
+        grant("a", "x/", &[Action::List]),
+        grant("a", "y/", &[Action::Read]),
+    ]);
     assert_eq!(visible_shares(&p, &scopes(&["a", "b"])), vec!["a", "b"]);
     assert_eq!(visible_shares(&p, &scopes(&["b"])), vec!["b"]);
 }
@@ -74,29 +113,55 @@ fn list_narrows_to_grant_prefixes() {
 
 #[test]
 fn list_rolls_grant_prefixes_into_folders_at_the_root() {
-    let g = [grant("s", "acme/in/", &[Action::List]), grant("s", "acme/out/", &[Action::List]), grant("s", "zeta/", &[Action::List])];
+    let g = [
+        grant("s", "acme/in/", &[Action::List]),
+        grant("s", "acme/out/", &[Action::List]),
+        grant("s", "zeta/", &[Action::List]),
+    ];
     assert_eq!(
         plan(&g, "", Some("/")),
         vec![
-            ListSource::Folder { common_prefix: "acme/".into(), probes: vec!["acme/in/".into(), "acme/out/".into()] },
-            ListSource::Folder { common_prefix: "zeta/".into(), probes: vec!["zeta/".into()] },
+            ListSource::Folder {
+                common_prefix: "acme/".into(),
+                probes: vec!["acme/in/".into(), "acme/out/".into()]
+            },
+            ListSource::Folder {
+                common_prefix: "zeta/".into(),
+                probes: vec!["zeta/".into()]
+            },
         ]
     );
     assert_eq!(
         plan(&g, "acme/", Some("/")),
         vec![
-            ListSource::Folder { common_prefix: "acme/in/".into(), probes: vec!["acme/in/".into()] },
-            ListSource::Folder { common_prefix: "acme/out/".into(), probes: vec!["acme/out/".into()] },
+            ListSource::Folder {
+                common_prefix: "acme/in/".into(),
+                probes: vec!["acme/in/".into()]
+            },
+            ListSource::Folder {
+                common_prefix: "acme/out/".into(),
+                probes: vec!["acme/out/".into()]
+            },
         ]
     );
-    assert_eq!(plan(&g, "", None), vec![up("acme/in/"), up("acme/out/"), up("zeta/")]);
+    assert_eq!(
+        plan(&g, "", None),
+        vec![up("acme/in/"), up("acme/out/"), up("zeta/")]
+    );
 }
 
 #[test]
 fn list_ignores_grants_without_list_and_merges_nested_grants() {
-    let g = [grant("s", "a/", &[Action::Read]), grant("s", "b/", &[Action::List]), grant("s", "b/c/", &[Action::List])];
+    let g = [
+        grant("s", "a/", &[Action::Read]),
+        grant("s", "b/", &[Action::List]),
+        grant("s", "b/c/", &[Action::List]),
+    ];
     assert_eq!(plan(&g, "", None), vec![up("b/")]);
-    let whole = [grant("s", "", &[Action::List]), grant("s", "b/", &[Action::List])];
+    let whole = [
+        grant("s", "", &[Action::List]),
+        grant("s", "b/", &[Action::List]),
+    ];
     assert_eq!(plan(&whole, "", Some("/")), vec![up("")]);
     assert_eq!(plan(&whole, "q", Some("/")), vec![up("q")]);
 }

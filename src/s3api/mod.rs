@@ -83,13 +83,23 @@ impl S3Error {
             S3Error::NoSuchBucket => "The specified share does not exist.",
             S3Error::InvalidRange => "The requested range is not satisfiable",
             S3Error::InvalidArgument => "Invalid argument.",
-            S3Error::InvalidObjectKey => "The object key is not allowed: empty, '.' or '..' segments, backslashes, control characters and invalid encodings are refused.",
+            S3Error::InvalidObjectKey => {
+                "The object key is not allowed: empty, '.' or '..' segments, backslashes, control characters and invalid encodings are refused."
+            }
             S3Error::KeyTooLong => "Your key is too long (the limit is 1024 bytes).",
-            S3Error::EntityTooLarge => "Your proposed upload exceeds the maximum allowed object size.",
-            S3Error::IncompleteBody => "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+            S3Error::EntityTooLarge => {
+                "Your proposed upload exceeds the maximum allowed object size."
+            }
+            S3Error::IncompleteBody => {
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            }
             S3Error::MissingContentLength => "You must provide the Content-Length HTTP header.",
-            S3Error::MethodNotAllowed => "The specified method is not allowed against this resource.",
-            S3Error::NotImplemented => "A header or parameter you provided implies functionality that is not implemented.",
+            S3Error::MethodNotAllowed => {
+                "The specified method is not allowed against this resource."
+            }
+            S3Error::NotImplemented => {
+                "A header or parameter you provided implies functionality that is not implemented."
+            }
             S3Error::InternalError => "We encountered an internal error. Please try again.",
             S3Error::ServiceUnavailable => "Service is unable to handle request.",
         }
@@ -122,13 +132,32 @@ pub enum Operation {
     /// `GET /`: the partner's shares.
     ListShares,
     /// `GET /{share}?list-type=2`.
-    ListObjects { share: String, params: ListParams },
+    ListObjects {
+        share: String,
+        params: ListParams,
+    },
     /// `HEAD /{share}`.
-    HeadShare { share: String },
-    GetObject { share: String, key: String, range: Option<ByteRange> },
-    HeadObject { share: String, key: String, range: Option<ByteRange> },
-    PutObject { share: String, key: String },
-    DeleteObject { share: String, key: String },
+    HeadShare {
+        share: String,
+    },
+    GetObject {
+        share: String,
+        key: String,
+        range: Option<ByteRange>,
+    },
+    HeadObject {
+        share: String,
+        key: String,
+        range: Option<ByteRange>,
+    },
+    PutObject {
+        share: String,
+        key: String,
+    },
+    DeleteObject {
+        share: String,
+        key: String,
+    },
 }
 
 impl Operation {
@@ -168,7 +197,12 @@ pub struct ListParams {
 pub const MAX_KEYS: usize = 1000;
 
 /// Classifies a data-plane request. `range` is the raw `Range` header value, if any.
-pub fn parse(method: &Method, path: &str, query: Option<&str>, range: Option<&str>) -> Result<Operation, S3Error> {
+pub fn parse(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    range: Option<&str>,
+) -> Result<Operation, S3Error> {
     let rest = path.strip_prefix('/').ok_or(S3Error::InvalidArgument)?;
     if rest.is_empty() {
         return match *method {
@@ -183,7 +217,10 @@ pub fn parse(method: &Method, path: &str, query: Option<&str>, range: Option<&st
     let share = decode_share(share_raw)?;
     match key_raw {
         None | Some("") => match *method {
-            Method::GET => Ok(Operation::ListObjects { share, params: list_params(query)? }),
+            Method::GET => Ok(Operation::ListObjects {
+                share,
+                params: list_params(query)?,
+            }),
             Method::HEAD => Ok(Operation::HeadShare { share }),
             _ => Err(S3Error::MethodNotAllowed),
         },
@@ -208,8 +245,14 @@ fn decode_share(raw: &str) -> Result<String, S3Error> {
     // Share names are plain tokens; anything needing decoding cannot be one.
     let ok = !raw.is_empty()
         && raw.len() <= 63
-        && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-    if ok && raw != "." && raw != ".." { Ok(raw.to_string()) } else { Err(S3Error::NoSuchBucket) }
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if ok && raw != "." && raw != ".." {
+        Ok(raw.to_string())
+    } else {
+        Err(S3Error::NoSuchBucket)
+    }
 }
 
 /// Query parameters that select S3 sub-resources (ACLs, tagging, multipart, ...) not offered here.
@@ -218,7 +261,10 @@ fn has_subresource(query: &str) -> bool {
 }
 
 fn list_params(query: Option<&str>) -> Result<ListParams, S3Error> {
-    let mut p = ListParams { max_keys: MAX_KEYS, ..Default::default() };
+    let mut p = ListParams {
+        max_keys: MAX_KEYS,
+        ..Default::default()
+    };
     let mut list_type = None;
     let mut seen = std::collections::HashSet::new();
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -230,7 +276,12 @@ fn list_params(query: Option<&str>) -> Result<ListParams, S3Error> {
             "prefix" => p.prefix = v.to_string(),
             "delimiter" => p.delimiter = Some(v.to_string()).filter(|d| !d.is_empty()),
             "continuation-token" => p.continuation_token = Some(v.to_string()),
-            "max-keys" => p.max_keys = v.parse::<usize>().map_err(|_| S3Error::InvalidArgument)?.min(MAX_KEYS),
+            "max-keys" => {
+                p.max_keys = v
+                    .parse::<usize>()
+                    .map_err(|_| S3Error::InvalidArgument)?
+                    .min(MAX_KEYS)
+            }
             "encoding-type" if v == "url" => p.url_encoding = true,
             "fetch-owner" | "x-id" => {}
             _ => return Err(S3Error::NotImplemented),
@@ -241,7 +292,10 @@ fn list_params(query: Option<&str>) -> Result<ListParams, S3Error> {
         return Err(S3Error::NotImplemented);
     }
     key::validate_prefix(&p.prefix)?;
-    if p.delimiter.as_ref().is_some_and(|d| d.len() > 16 || d.chars().any(char::is_control)) {
+    if p.delimiter
+        .as_ref()
+        .is_some_and(|d| d.len() > 16 || d.chars().any(char::is_control))
+    {
         return Err(S3Error::InvalidArgument);
     }
     Ok(p)
@@ -250,17 +304,28 @@ fn list_params(query: Option<&str>) -> Result<ListParams, S3Error> {
 /// Parses one `bytes=` range. Multiple ranges and other units are ignored (the whole object is
 /// served, as S3 does); malformed byte ranges are ignored too, per RFC 9110 §14.2.
 pub fn parse_range(header: &str) -> Result<Option<ByteRange>, S3Error> {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return Ok(None) };
-    let num = |s: &str| (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse::<u64>().ok()).flatten();
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
     Ok(match (a.is_empty(), b.is_empty()) {
         (true, false) => num(b).map(ByteRange::Suffix),
         (false, true) => num(a).map(|first| ByteRange::From { first, last: None }),
         (false, false) => match (num(a), num(b)) {
-            (Some(first), Some(last)) if last >= first => Some(ByteRange::From { first, last: Some(last) }),
+            (Some(first), Some(last)) if last >= first => Some(ByteRange::From {
+                first,
+                last: Some(last),
+            }),
             (Some(_), Some(_)) => return Err(S3Error::InvalidRange),
             _ => None,
         },
@@ -308,7 +373,12 @@ impl ListResult<'_> {
         let u = self.params.url_encoding;
         let mut x = String::with_capacity(256 + self.objects.len() * 200);
         x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
-        let _ = write!(x, "<Name>{}</Name><Prefix>{}</Prefix>", escape(self.share), enc(&self.params.prefix, u));
+        let _ = write!(
+            x,
+            "<Name>{}</Name><Prefix>{}</Prefix>",
+            escape(self.share),
+            enc(&self.params.prefix, u)
+        );
         if let Some(d) = &self.params.delimiter {
             let _ = write!(x, "<Delimiter>{}</Delimiter>", enc(d, u));
         }
@@ -326,7 +396,11 @@ impl ListResult<'_> {
             let _ = write!(x, "<ContinuationToken>{}</ContinuationToken>", escape(t));
         }
         if let Some(t) = &self.next_token {
-            let _ = write!(x, "<NextContinuationToken>{}</NextContinuationToken>", escape(t));
+            let _ = write!(
+                x,
+                "<NextContinuationToken>{}</NextContinuationToken>",
+                escape(t)
+            );
         }
         for o in &self.objects {
             let _ = write!(x, "<Contents><Key>{}</Key>", enc(o.key, u));
@@ -336,10 +410,18 @@ impl ListResult<'_> {
             if let Some(e) = o.etag {
                 let _ = write!(x, "<ETag>{}</ETag>", escape(e));
             }
-            let _ = write!(x, "<Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>", o.size);
+            let _ = write!(
+                x,
+                "<Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+                o.size
+            );
         }
         for p in &self.common_prefixes {
-            let _ = write!(x, "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", enc(p, u));
+            let _ = write!(
+                x,
+                "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                enc(p, u)
+            );
         }
         x.push_str("</ListBucketResult>");
         x
@@ -348,8 +430,14 @@ impl ListResult<'_> {
 
 /// `GET /`: the shares a partner may see, as ListAllMyBucketsResult.
 pub fn list_shares_xml(partner: &str, shares: &[&str]) -> String {
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
-    let _ = write!(x, "<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner><Buckets>", escape(partner));
+    let mut x = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+    );
+    let _ = write!(
+        x,
+        "<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner><Buckets>",
+        escape(partner)
+    );
     for s in shares {
         let _ = write!(x, "<Bucket><Name>{}</Name></Bucket>", escape(*s));
     }

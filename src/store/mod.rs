@@ -68,7 +68,10 @@ impl ByteRange {
     /// The `Range` header value for this range.
     pub fn to_header(self) -> String {
         match self {
-            ByteRange::From { first, last: Some(l) } => format!("bytes={first}-{l}"),
+            ByteRange::From {
+                first,
+                last: Some(l),
+            } => format!("bytes={first}-{l}"),
             ByteRange::From { first, last: None } => format!("bytes={first}-"),
             ByteRange::Suffix(n) => format!("bytes=-{n}"),
         }
@@ -141,7 +144,12 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, StoreError>;
     /// Streams `body` into the object; the object becomes visible only once the whole body has
     /// arrived and been stored. On any error nothing is visible and nothing is left behind.
-    async fn put(&self, key: &str, body: ByteStream, opts: PutOptions) -> Result<PutResult, StoreError>;
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult, StoreError>;
     /// Deleting a missing key succeeds, as in S3.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     async fn list(&self, req: &ListRequest) -> Result<ListPage, StoreError>;
@@ -151,8 +159,18 @@ pub trait ObjectStore: Send + Sync + 'static {
 pub async fn open(store: &StoreConfig, bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
     match store {
         StoreConfig::Fs { root } => Ok(Arc::new(fs::FsStore::open(&root.join(bucket)).await?)),
-        StoreConfig::S3 { region, endpoint_url, force_path_style } => Ok(Arc::new(
-            s3::S3Store::new(region.as_deref(), endpoint_url.as_deref(), *force_path_style, bucket).await?,
+        StoreConfig::S3 {
+            region,
+            endpoint_url,
+            force_path_style,
+        } => Ok(Arc::new(
+            s3::S3Store::new(
+                region.as_deref(),
+                endpoint_url.as_deref(),
+                *force_path_style,
+                bucket,
+            )
+            .await?,
         )),
     }
 }

@@ -88,7 +88,12 @@ actions = ["read"]
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { backend: Backend::Fs, partners: DEFAULT_PARTNERS.to_vec(), max_put_bytes: 64 * 1024 * 1024, listener: "" }
+        Setup {
+            backend: Backend::Fs,
+            partners: DEFAULT_PARTNERS.to_vec(),
+            max_put_bytes: 64 * 1024 * 1024,
+            listener: "",
+        }
     }
 }
 
@@ -165,7 +170,13 @@ prefix = "other/"
         for (id, status, grants) in &setup.partners {
             partners.insert(id.to_string(), write_partner(&cfg_dir, id, status, grants));
         }
-        Prepared { dir, config_path, addr, base, partners }
+        Prepared {
+            dir,
+            config_path,
+            addr,
+            base,
+            partners,
+        }
     }
 }
 
@@ -182,7 +193,11 @@ impl Gateway {
             }
         }
         let ca_path = cfg.tls.dev_ca_cert_file.clone();
-        let state = Arc::new(gatehouse::state::State::build(cfg).await.unwrap_or_else(|e| panic!("{e}")));
+        let state = Arc::new(
+            gatehouse::state::State::build(cfg)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(gatehouse::run(listener, state.clone(), async {
             let _ = rx.await;
@@ -225,12 +240,24 @@ impl Gateway {
     /// A fresh client assertion for `id`.
     pub fn assertion(&self, id: &str) -> String {
         let p = self.partner(id);
-        sign_assertion(&self.profile(id), &p.key_pem, &self.url("/v1/token"), jiff::Timestamp::now()).unwrap()
+        sign_assertion(
+            &self.profile(id),
+            &p.key_pem,
+            &self.url("/v1/token"),
+            jiff::Timestamp::now(),
+        )
+        .unwrap()
     }
 
     /// POSTs a token request form; gives status and JSON body.
     pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
-        let resp = self.client.post(self.url("/v1/token")).form(form).send().await.unwrap();
+        let resp = self
+            .client
+            .post(self.url("/v1/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap())
     }
@@ -242,7 +269,10 @@ impl Gateway {
             .token_request(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", id),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
                 ("client_assertion", &assertion),
                 ("external_id", &self.partner(id).external_id),
             ])
@@ -266,7 +296,10 @@ impl Gateway {
         let mut lines = Vec::new();
         for entry in std::fs::read_dir(self.audit_dir()).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            lines.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
+            lines.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            );
         }
         lines
     }
@@ -274,7 +307,11 @@ impl Gateway {
     /// The audit event of one request id.
     pub async fn audit_event(&self, request_id: &str) -> serde_json::Value {
         for _ in 0..500 {
-            let found = self.audit_lines(0).await.into_iter().find(|l| l["request_id"] == request_id);
+            let found = self
+                .audit_lines(0)
+                .await
+                .into_iter()
+                .find(|l| l["request_id"] == request_id);
             if let Some(ev) = found {
                 return ev;
             }
@@ -288,7 +325,11 @@ impl Gateway {
         let mut tls = self.raw_connect().await;
         tls.write_all(request).await.unwrap();
         let mut out = Vec::new();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tls.read_to_end(&mut out),
+        )
+        .await;
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -352,5 +393,10 @@ public_key_file = "keys/{key_id}.pem"
 {grants}"#
     );
     std::fs::write(cfg_dir.join(format!("partners/{id}.toml")), toml).unwrap();
-    TestPartner { id: id.into(), key_id, key_pem: kp.serialize_pem(), external_id }
+    TestPartner {
+        id: id.into(),
+        key_id,
+        key_pem: kp.serialize_pem(),
+        external_id,
+    }
 }

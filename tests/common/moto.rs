@@ -13,7 +13,11 @@ pub fn endpoint() -> String {
 }
 
 fn init() -> String {
-    for (k, v) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
         if std::env::var_os(k).is_none() {
             // Tests only; no other thread reads these variables before the first S3 client.
             unsafe { std::env::set_var(k, v) };
@@ -22,7 +26,11 @@ fn init() -> String {
     if let Ok(e) = std::env::var("GATEHOUSE_TEST_S3_ENDPOINT") {
         return e;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let parent = std::process::id();
     let script = format!(
         "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
@@ -30,7 +38,11 @@ fn init() -> String {
     );
     // The watcher shell outlives this call on purpose: it stops moto when the test process ends.
     #[allow(clippy::zombie_processes)]
-    std::process::Command::new("sh").arg("-c").arg(script).spawn().expect("cannot start moto_server (pip install 'moto[server]')");
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .spawn()
+        .expect("cannot start moto_server (pip install 'moto[server]')");
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -42,6 +54,9 @@ fn init() -> String {
 }
 
 pub async fn create_bucket(bucket: &str) {
-    let store = gatehouse::store::s3::S3Store::new(Some("us-east-1"), Some(&endpoint()), true, bucket).await.unwrap();
+    let store =
+        gatehouse::store::s3::S3Store::new(Some("us-east-1"), Some(&endpoint()), true, bucket)
+            .await
+            .unwrap();
     store.create_bucket_if_missing().await.unwrap();
 }
