@@ -140,6 +140,10 @@ impl Audit {
     }
 }
 
+/// Most lines kept in memory while the sink cannot write; beyond this the oldest are dropped
+/// (and counted in the log). Requests are refused meanwhile, so only refusals accumulate.
+const MAX_PENDING_LINES: usize = 100_000;
+
 struct Writer {
     dir: PathBuf,
     day: String,
@@ -151,7 +155,11 @@ impl Writer {
         let day = now.strftime("%Y-%m-%d").to_string();
         if self.out.is_none() || day != self.day {
             let path = self.dir.join(format!("audit-{day}.jsonl"));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut file = OpenOptions::new().create(true).append(true).read(true).open(&path)?;
+            // A write that failed half-way may have left a torn last line: end it first.
+            if !ends_with_newline(&mut file)? {
+                file.write_all(b"\n")?;
+            }
             self.out = Some(BufWriter::new(file));
             self.day = day;
         }
@@ -159,15 +167,37 @@ impl Writer {
     }
 
     fn run(mut self, rx: mpsc::Receiver<Vec<u8>>, healthy: &AtomicBool, written: &AtomicU64) {
-        while let Ok(line) = rx.recv() {
-            let mut batch = vec![line];
-            batch.extend(rx.try_iter().take(1023));
-            let n = batch.len() as u64;
-            match self.write(&batch) {
+        let mut pending: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+        let mut dropped = 0u64;
+        loop {
+            // While lines are pending, retry every second even without new events.
+            let first = if pending.is_empty() {
+                rx.recv().map_err(|_| ())
+            } else {
+                match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                    Ok(line) => Ok(Some(line)),
+                    Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                }
+                .map(|l| l.unwrap_or_default())
+            };
+            let Ok(first) = first else { break };
+            if !first.is_empty() {
+                pending.push_back(first);
+            }
+            pending.extend(rx.try_iter().take(1023));
+            while pending.len() > MAX_PENDING_LINES {
+                pending.pop_front();
+                dropped += 1;
+            }
+            let n = pending.len() as u64;
+            match self.write(pending.make_contiguous()) {
                 Ok(()) => {
+                    pending.clear();
                     written.fetch_add(n, Ordering::AcqRel);
                     if !healthy.swap(true, Ordering::AcqRel) {
-                        tracing::warn!("audit writes succeed again; serving resumes");
+                        tracing::warn!(dropped, "audit writes succeed again; serving resumes");
+                        dropped = 0;
                     }
                 }
                 Err(e) => {
@@ -191,6 +221,18 @@ impl Writer {
         out.flush()?;
         out.get_ref().sync_data()
     }
+}
+
+fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 || !file.metadata()?.is_file() {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 #[cfg(test)]

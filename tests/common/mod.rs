@@ -36,6 +36,8 @@ pub struct Setup {
     pub max_put_bytes: u64,
     /// Extra lines for the `[listener]` table.
     pub listener: &'static str,
+    /// Point today's audit file at /dev/full before start, so every audit write fails (ENOSPC).
+    pub audit_on_full_device: bool,
 }
 
 /// Shares every test gateway has: `exports` (internal prefix `internal/exp/`) and `other`.
@@ -93,6 +95,7 @@ impl Default for Setup {
             partners: DEFAULT_PARTNERS.to_vec(),
             max_put_bytes: 64 * 1024 * 1024,
             listener: "",
+            audit_on_full_device: false,
         }
     }
 }
@@ -191,6 +194,10 @@ impl Gateway {
             for share in cfg.shares.values() {
                 moto::create_bucket(&share.bucket).await;
             }
+        }
+        if setup.audit_on_full_device {
+            std::fs::create_dir_all(&cfg.audit.dir).unwrap();
+            std::os::unix::fs::symlink("/dev/full", cfg.audit.dir.join(today_audit_file())).unwrap();
         }
         let ca_path = cfg.tls.dev_ca_cert_file.clone();
         let state = Arc::new(
@@ -361,6 +368,11 @@ impl Gateway {
 }
 
 use rustls_pki_types::pem::PemObject;
+
+/// The name of today's audit file.
+pub fn today_audit_file() -> String {
+    jiff::Timestamp::now().strftime("audit-%Y-%m-%d.jsonl").to_string()
+}
 
 /// An HTTPS client that trusts only the gateway's dev CA.
 pub fn client_for(ca_pem: &str, http2_only: bool) -> reqwest::Client {
