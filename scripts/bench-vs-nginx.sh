@@ -57,8 +57,7 @@ http {
   access_log $work/nginx-access.log;
   sendfile off;
   server {
-    listen 127.0.0.1:$nport ssl;
-    http2 on;
+    listen 127.0.0.1:$nport ssl http2;
     ssl_certificate $data/tls/server.pem;
     ssl_certificate_key $data/tls/server.key;
     ssl_protocols TLSv1.2 TLSv1.3;

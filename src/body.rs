@@ -38,6 +38,22 @@ pub fn stream(s: ByteStream) -> ResponseBody {
     ))
 }
 
+/// Paces a stream through byte-rate limits: each chunk waits until it may pass.
+pub fn paced(s: ByteStream, pacing: crate::ratelimit::Pacing) -> ByteStream {
+    if pacing.is_unlimited() {
+        return s;
+    }
+    Box::pin(s.then(move |chunk| {
+        let pacing = pacing.clone();
+        async move {
+            if let Ok(c) = &chunk {
+                pacing.acquire(c.len() as u64).await;
+            }
+            chunk
+        }
+    }))
+}
+
 /// Counters shared between an upload stream and the request that owns it.
 #[derive(Default, Debug)]
 pub struct Upload {
@@ -83,6 +99,8 @@ pub struct Recorded {
     sent: u64,
     done: bool,
     started: std::time::Instant,
+    /// Dropped with the body: rate-limit permits held for the whole transfer.
+    _hold: Option<Box<dyn Send>>,
 }
 
 impl Recorded {
@@ -91,6 +109,7 @@ impl Recorded {
         event: Event,
         audit: Audit,
         started: std::time::Instant,
+        hold: Option<Box<dyn Send>>,
     ) -> Recorded {
         let done = inner.is_end_stream();
         Recorded {
@@ -100,6 +119,7 @@ impl Recorded {
             sent: 0,
             done,
             started,
+            _hold: hold,
         }
     }
 

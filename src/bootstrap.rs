@@ -159,18 +159,32 @@ async fn demo_objects(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
             b"month,requests\n2026-10,1200\n2026-11,1350\n",
         ),
     ];
+    let keys = crate::state::key_cache(cfg).await?;
     for (key, content_type, body) in objects {
-        let stream: crate::store::ByteStream = Box::pin(futures_util::stream::once(async move {
-            Ok(bytes::Bytes::from_static(body))
-        }));
-        let opts = crate::store::PutOptions {
+        let mut stream: crate::store::ByteStream =
+            Box::pin(futures_util::stream::once(async move {
+                Ok(bytes::Bytes::from_static(body))
+            }));
+        let mut opts = crate::store::PutOptions {
             content_type: Some(content_type.into()),
             content_length: Some(body.len() as u64),
             ..Default::default()
         };
-        store
-            .put(&format!("{}{key}", share.prefix), stream, opts)
-            .await?;
+        let ikey = format!("{}{key}", share.prefix);
+        // Envelope shares get their demo objects sealed, like any upload through the gateway.
+        if let (true, Some(keys)) = (share.encrypt, &keys) {
+            let at = crate::crypto::ObjectLocation {
+                bucket: &share.bucket,
+                key: &ikey,
+            };
+            let sealed =
+                crate::crypto::seal_object(keys, share.key_id.as_deref(), &share.name, at, stream)
+                    .await?;
+            opts.metadata.extend(sealed.metadata);
+            opts.content_length = opts.content_length.and_then(crate::crypto::ciphertext_size);
+            stream = sealed.body;
+        }
+        store.put(&ikey, stream, opts).await?;
     }
     write_file(&marker, b"", false)?;
     created.push(marker);

@@ -10,6 +10,7 @@
 //! - [`auth`]: token endpoint, client assertions, access tokens, JWKS
 //! - [`policy`]: object key validation, shares and grants
 //! - [`store`]: the `ObjectStore` trait; embedded `fs` and `s3`
+//! - [`crypto`]: envelope encryption at rest: KMS or local data keys, segmented streaming AEAD
 //! - [`s3api`]: S3 request parsing and XML responses, errors with request ids
 //! - [`audit`]: one JSON line per token event and data request
 //!
@@ -22,12 +23,15 @@ pub mod auth;
 pub mod body;
 pub mod bootstrap;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
+pub mod crypto;
 pub mod data;
 pub mod idle;
 pub mod listener;
 pub mod pipeline;
 pub mod policy;
+pub mod ratelimit;
 pub mod s3api;
 pub mod state;
 pub mod store;

@@ -72,11 +72,23 @@ pub async fn run(
             builder.clone(),
             graceful.watcher(),
         );
-        let conn_info = ConnInfo {
+        let mut conn_info = ConnInfo {
             client_ip: peer.ip(),
         };
         tokio::spawn(async move {
             let _permit = permit;
+            let mut tcp = tcp;
+            let proxies = &state.trusted_proxies;
+            if proxies.proxy_protocol && proxies.trusts(peer.ip()) {
+                match crate::client_ip::read_proxy_v2(&mut tcp, cfg.handshake_timeout).await {
+                    Ok(Some(source)) => conn_info.client_ip = source,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(peer = %peer, reason = %e, "PROXY protocol header refused; closing");
+                        return;
+                    }
+                }
+            }
             let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(tcp)).await
             {
                 Ok(Ok(tls)) => tls,

@@ -50,6 +50,18 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Access policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Evaluate a hypothetical request against the configuration: prints ALLOW or
+    /// DENY <reason_code>, then why. Exit 0 allow, 1 deny, 2 usage or configuration error.
+    Explain(gatehouse::policy::explain::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +78,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => gatehouse::cli::serve(&config).await,
             Command::Check { config } => gatehouse::cli::check(&config),
+            Command::Policy {
+                command: PolicyCommand::Explain(args),
+            } => gatehouse::policy::explain::run(&args),
             Command::Token {
                 profile,
                 json,

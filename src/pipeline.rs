@@ -29,18 +29,38 @@ pub struct ConnInfo {
 pub struct Refusal {
     pub error: S3Error,
     pub reason: &'static str,
+    /// The reason is session level (who, where, when, how fast) and may be shown.
+    pub public: bool,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
     pub fn new(error: S3Error, reason: &'static str) -> Refusal {
-        Refusal { error, reason }
+        Refusal {
+            error,
+            reason,
+            public: false,
+            retry_after: None,
+        }
+    }
+
+    /// A refusal whose reason code the partner is told.
+    pub fn public(error: S3Error, reason: &'static str) -> Refusal {
+        Refusal {
+            public: true,
+            ..Refusal::new(error, reason)
+        }
     }
 }
 
 /// Per-request context: request id, client, the audit draft every stage fills in.
 pub struct Ctx {
     pub started: Instant,
+    pub client_ip: IpAddr,
     pub event: Event,
+    /// Kept alive until the response body has ended (rate-limit permits).
+    pub hold: Option<Box<dyn Send>>,
 }
 
 impl Ctx {
@@ -53,6 +73,8 @@ impl Ctx {
         };
         Ctx {
             started: Instant::now(),
+            client_ip: conn.client_ip,
+            hold: None,
             event: Event {
                 time: jiff::Timestamp::now(),
                 kind: Kind::Request,
@@ -88,6 +110,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let mut ctx = Ctx::new(&req, conn);
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    ctx.client_ip = state.trusted_proxies.client_ip(conn.client_ip, forwarded);
+    ctx.event.client_ip = ctx.client_ip.to_string();
     let result = if !state.audit.healthy() {
         Err(Refusal::new(
             S3Error::ServiceUnavailable,
@@ -134,7 +162,16 @@ fn finish(
         Err(refusal) => {
             ctx.event.decision = Decision::Deny;
             ctx.event.reason = refusal.reason.into();
-            error_response(refusal.error, &ctx)
+            let mut resp = error_response(
+                refusal.error,
+                &ctx,
+                refusal.public.then_some(refusal.reason),
+            );
+            if let Some(secs) = refusal.retry_after {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            resp
         }
     };
     ctx.event.status = resp.status().as_u16();
@@ -142,16 +179,17 @@ fn finish(
         resp.headers_mut().insert("x-amz-request-id", v);
     }
     let (parts, inner) = resp.into_parts();
-    let recorded = body::Recorded::new(inner, ctx.event, state.audit.clone(), ctx.started);
+    let recorded =
+        body::Recorded::new(inner, ctx.event, state.audit.clone(), ctx.started, ctx.hold);
     Response::from_parts(parts, recorded.boxed_unsync())
 }
 
-pub fn error_response(error: S3Error, ctx: &Ctx) -> Response<ResponseBody> {
+pub fn error_response(error: S3Error, ctx: &Ctx, reason: Option<&str>) -> Response<ResponseBody> {
     let is_head = ctx.event.method == "HEAD";
     let body = if is_head {
         body::empty()
     } else {
-        body::full(error.to_xml(&ctx.event.path, &ctx.event.request_id))
+        body::full(error.to_xml(&ctx.event.path, &ctx.event.request_id, reason))
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = error.status();

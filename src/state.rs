@@ -22,6 +22,8 @@ pub enum StartError {
         share: String,
         source: store::StoreError,
     },
+    #[error("key service: {0}")]
+    Keys(#[from] crate::crypto::KeyError),
     #[error("audit directory {dir}: {source}")]
     Audit { dir: String, source: std::io::Error },
 }
@@ -38,6 +40,10 @@ pub struct State {
     pub auth: Authority,
     pub shares: HashMap<String, Share>,
     pub audit: Audit,
+    pub limiters: crate::ratelimit::Limiters,
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// Data keys for envelope shares; `None` when no share is encrypted.
+    pub keys: Option<Arc<crate::crypto::DataKeyCache>>,
 }
 
 impl State {
@@ -65,16 +71,58 @@ impl State {
             dir: config.audit.dir.display().to_string(),
             source,
         })?;
+        let keys = key_cache(&config).await?;
+        let limiters = crate::ratelimit::Limiters::new(&config);
+        let trusted_proxies = crate::client_ip::TrustedProxies {
+            nets: config.listener.trusted_proxies.clone(),
+            proxy_protocol: config.listener.proxy_protocol,
+        };
         Ok(State {
             config: Arc::new(config),
             tls,
             auth,
             shares,
             audit,
+            limiters,
+            trusted_proxies,
+            keys,
         })
     }
 
     pub fn partner(&self, id: &str) -> Option<&PartnerConfig> {
         self.config.partners.get(id)
     }
+}
+
+/// The data-key cache over the configured key service, when any share is envelope-encrypted.
+/// The local key file is created on first use.
+pub async fn key_cache(
+    config: &Config,
+) -> Result<Option<Arc<crate::crypto::DataKeyCache>>, crate::crypto::KeyError> {
+    use crate::config::KeyServiceConfig;
+    use crate::crypto::{DataKeyCache, KeyService, KmsKeyService, LocalKeyService};
+    if !config.shares.values().any(|s| s.encrypt) {
+        return Ok(None);
+    }
+    let service: Arc<dyn KeyService> = match &config.keys.service {
+        KeyServiceConfig::Local { file } => {
+            let file = file.clone();
+            let local = tokio::task::spawn_blocking(move || LocalKeyService::open_or_create(&file))
+                .await
+                .map_err(|e| crate::crypto::KeyError::Unavailable(e.to_string()))??;
+            Arc::new(local)
+        }
+        KeyServiceConfig::Kms {
+            region,
+            endpoint_url,
+            key_id,
+        } => Arc::new(
+            KmsKeyService::new(region.as_deref(), endpoint_url.as_deref(), key_id.clone()).await,
+        ),
+    };
+    Ok(Some(Arc::new(DataKeyCache::new(
+        service,
+        config.keys.cache_capacity,
+        config.keys.cache_ttl,
+    ))))
 }

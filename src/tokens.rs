@@ -65,8 +65,24 @@ where
         }
     };
     ctx.event.bytes_in = bytes.len() as u64;
+    let ip = ctx.client_ip;
+    if let Err(e) = state.limiters.token_request(ip) {
+        return slow_down(ctx, &e);
+    }
+    // A (partner, client IP) pair with too many failed assertions is refused before any
+    // signature is checked; a stranger elsewhere cannot lock the partner out.
+    let claimed = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned());
+    if let Some(id) = &claimed
+        && let Err(e) = state.limiters.lockout().check(id, ip)
+    {
+        ctx.event.partner = Some(id.chars().take(128).collect());
+        return slow_down(ctx, &e);
+    }
     match state.auth.token(&bytes, jiff::Timestamp::now()) {
         Ok(issued) => {
+            state.limiters.lockout().record_success(&issued.partner, ip);
             ctx.event.decision = Decision::Allow;
             ctx.event.reason = "token_issued".into();
             ctx.event.partner = Some(issued.partner.clone());
@@ -78,10 +94,30 @@ where
         }
         Err(e) => {
             ctx.event.partner = e.partner.clone();
+            if e.status == 401
+                && let Some(id) = &claimed
+            {
+                // The failure that locks the pair is still answered as what it was.
+                let _ = state.limiters.lockout().record_failure(id, ip);
+            }
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             oauth_error(ctx, status, e.error, e.description, e.reason)
         }
     }
+}
+
+/// 429 with `Retry-After`: the per-IP limit or a lockout.
+fn slow_down(ctx: &mut Ctx, e: &crate::ratelimit::RateLimited) -> Response<ResponseBody> {
+    let mut resp = oauth_error(
+        ctx,
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        "too many token requests; retry later",
+        e.reason(),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(e.retry_after_secs()));
+    resp
 }
 
 fn oauth_error(

@@ -625,12 +625,21 @@ async fn every_request_is_audited_once() {
 /// object byte goes out; when writing works again, serving resumes by itself.
 #[tokio::test]
 async fn audit_failure_refuses_requests_until_it_recovers() {
-    let g = Gateway::start(Setup { audit_on_full_device: true, ..Setup::default() }).await;
+    let g = Gateway::start(Setup {
+        audit_on_full_device: true,
+        ..Setup::default()
+    })
+    .await;
     let share = &g.state.shares["exports"];
-    let body: gatehouse::store::ByteStream =
-        Box::pin(futures_util::stream::once(async { Ok(bytes::Bytes::from_static(b"TOP-SECRET-CONTENT")) }));
+    let body: gatehouse::store::ByteStream = Box::pin(futures_util::stream::once(async {
+        Ok(bytes::Bytes::from_static(b"TOP-SECRET-CONTENT"))
+    }));
     let key = format!("{}secret.txt", share.config.prefix);
-    share.store.put(&key, body, gatehouse::store::PutOptions::default()).await.unwrap();
+    share
+        .store
+        .put(&key, body, gatehouse::store::PutOptions::default())
+        .await
+        .unwrap();
     let t = g.token("full").await;
     // The token event could not be written; from now on the gateway refuses.
     let mut refused = None;
@@ -644,8 +653,14 @@ async fn audit_failure_refuses_requests_until_it_recovers() {
     }
     let body = refused.expect("requests must be refused while the audit trail cannot be written");
     assert_eq!(error_code(&body), "ServiceUnavailable");
-    assert!(!body.contains("audit") && !body.contains("/dev/full"), "no internal detail: {body}");
-    assert!(!body.contains("TOP-SECRET"), "no object byte while unrecorded");
+    assert!(
+        !body.contains("audit") && !body.contains("/dev/full"),
+        "no internal detail: {body}"
+    );
+    assert!(
+        !body.contains("TOP-SECRET"),
+        "no object byte while unrecorded"
+    );
     assert!(!g.state.audit.healthy());
     // Put a writable file back: the next refused request's event is written, and serving resumes.
     let file = g.audit_dir().join(common::today_audit_file());
@@ -659,8 +674,14 @@ async fn audit_failure_refuses_requests_until_it_recovers() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(resumed, "serving must resume once the audit trail is writable");
+    assert!(
+        resumed,
+        "serving must resume once the audit trail is writable"
+    );
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("audit_unavailable"), "refusals are recorded once writing works: {text}");
+    assert!(
+        text.contains("audit_unavailable"),
+        "refusals are recorded once writing works: {text}"
+    );
     g.stop().await;
 }

@@ -19,13 +19,14 @@ struct ChildGateway {
 }
 
 impl ChildGateway {
-    fn start() -> ChildGateway {
+    fn start(encrypt: bool) -> ChildGateway {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
         let setup = Setup {
-            max_put_bytes: 1024 * MIB,
+            max_put_bytes: 2048 * MIB,
+            encrypt,
             ..Setup::default()
         };
         let prepared = Prepared::write(&setup, port);
@@ -138,9 +139,8 @@ async fn round_trip(client: &reqwest::Client, base: &str, token: &str, key: &str
     assert_eq!(first.flatten(), Some(0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peak_memory_is_flat_in_object_size() {
-    let gw = ChildGateway::start();
+async fn peak_memory_is_flat(encrypt: bool) {
+    let gw = ChildGateway::start(encrypt);
     let token = gw.token("full");
     let client = gw.client();
     let base = gw.prepared.base.clone();
@@ -152,11 +152,26 @@ async fn peak_memory_is_flat_in_object_size() {
         .unwrap_or(256);
     round_trip(&client, &base, &token, "big.bin", big_mib * MIB).await;
     let big = gw.peak_rss_kib();
-    eprintln!("peak RSS: {small} KiB after 16 MiB, {big} KiB after {big_mib} MiB");
+    let kind = if encrypt {
+        "envelope-encrypted"
+    } else {
+        "plain"
+    };
+    eprintln!("peak RSS ({kind}): {small} KiB after 16 MiB, {big} KiB after {big_mib} MiB");
     let growth_kib = big.saturating_sub(small);
     assert!(
         growth_kib < 16 * 1024,
         "peak RSS grew by {growth_kib} KiB between 16 MiB and {big_mib} MiB objects"
     );
     gw.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_memory_is_flat_in_object_size() {
+    peak_memory_is_flat(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_memory_is_flat_in_object_size_with_envelope_encryption() {
+    peak_memory_is_flat(true).await;
 }

@@ -155,7 +155,11 @@ impl Writer {
         let day = now.strftime("%Y-%m-%d").to_string();
         if self.out.is_none() || day != self.day {
             let path = self.dir.join(format!("audit-{day}.jsonl"));
-            let mut file = OpenOptions::new().create(true).append(true).read(true).open(&path)?;
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(&path)?;
             // A write that failed half-way may have left a torn last line: end it first.
             if !ends_with_newline(&mut file)? {
                 file.write_all(b"\n")?;

@@ -108,6 +108,8 @@ struct Partner {
     keys: Vec<PublicKey>,
     /// Shares the partner has at least one grant on.
     shares: BTreeSet<String>,
+    /// `(share, valid_until)` of each grant: tokens never outlive the grants in their scope.
+    grant_ends: Vec<(String, Option<jiff::Timestamp>)>,
 }
 
 impl Authority {
@@ -172,11 +174,16 @@ impl Authority {
             }
             let partner = Partner {
                 status: p.status,
-                valid_until: p.valid_until,
+                valid_until: crate::policy::partner_end(p),
                 external_id_digest: Sha256::digest(p.external_id.as_bytes()).into(),
                 max_session: p.max_session,
                 keys,
                 shares: p.grants.iter().map(|g| g.share.clone()).collect(),
+                grant_ends: p
+                    .grants
+                    .iter()
+                    .map(|g| (g.share.clone(), g.conditions.valid_until))
+                    .collect(),
             };
             partners.insert(id.clone(), partner);
         }
@@ -243,7 +250,13 @@ impl Authority {
             return Err(tag(TokenError::invalid_client("partner_expired")));
         }
         let scopes = endpoint::resolve_scope(&partner.shares, req.scope.as_deref()).map_err(tag)?;
-        let remaining = partner.valid_until.map(|v| v.as_second() - now_s);
+        let in_scope = partner
+            .grant_ends
+            .iter()
+            .filter(|(share, _)| scopes.contains(share));
+        let deadline =
+            crate::policy::deadline(partner.valid_until, in_scope.map(|(_, end)| *end), now);
+        let remaining = deadline.map(|v| v.as_second() - now_s);
         let caps = [partner.max_session, self.max_lifetime];
         let life = access::lifetime(req.duration, self.default_lifetime, &caps, remaining);
         if life == 0 {
@@ -323,6 +336,7 @@ impl Authority {
             token_id: c.jti,
             issued_at,
             expires_at,
+            amr: c.amr,
         })
     }
 }

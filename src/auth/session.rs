@@ -62,6 +62,8 @@ pub struct Session {
     pub scopes: Vec<String>,
     pub issued_at: jiff::Timestamp,
     pub expires_at: jiff::Timestamp,
+    /// Authentication methods of the session (`amr`); `["pop"]` for client assertions.
+    pub amr: Vec<String>,
 }
 
 /// Why a bearer token was refused. `reason` is one of: `token_malformed`, `token_wrong_type`,

@@ -9,14 +9,16 @@
 //! external id files are.
 //!
 //! Layout: [`report`] (errors), [`checks`] (single values), [`gateway`] (gatehouse.toml),
-//! [`storage`] (stores, shares, overlaps), [`partner`] (one partner file), [`partners`] (the
-//! directory and cross-file checks).
+//! [`storage`] (stores, shares, overlaps), [`partner`] (one partner file), [`access`]
+//! (conditions, deny rules, rate and token limits), [`partners`] (the directory and
+//! cross-file checks).
 
 use std::path::{Path, PathBuf};
 
 use super::Config;
 use super::raw::GatehouseFile;
 
+mod access;
 mod checks;
 mod gateway;
 mod partner;

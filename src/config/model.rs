@@ -7,6 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod access;
+
+pub use access::{
+    Classification, Conditions, DaySet, DenyRule, Rate, RateLimits, RequestRate, TimeWindow,
+    TokenLimits,
+};
+
 /// Hard ceiling on any access token lifetime, whatever the configuration says.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
@@ -20,7 +27,11 @@ pub struct Config {
     pub tls: TlsConfig,
     pub token: TokenConfig,
     pub limits: Limits,
+    /// Token endpoint limits: per client IP, and lockout after failed assertions.
+    pub token_limits: TokenLimits,
     pub audit: AuditConfig,
+    /// Key service for envelope-encrypted shares.
+    pub keys: KeysConfig,
     pub dev: DevConfig,
     pub stores: BTreeMap<String, StoreConfig>,
     pub shares: BTreeMap<String, ShareConfig>,
@@ -40,6 +51,11 @@ pub struct ListenerConfig {
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     pub max_header_bytes: usize,
+    /// Peers (load balancers) whose word on the client address is believed: their
+    /// `X-Forwarded-For`, and their PROXY protocol v2 header when `proxy_protocol` is on.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Trusted peers send a PROXY protocol v2 header in front of every connection.
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +101,28 @@ pub struct Limits {
     pub max_put_bytes: u64,
 }
 
+/// Where data keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyServiceConfig {
+    /// Key-encryption keys in a local file (0600), created on first use.
+    Local { file: PathBuf },
+    /// AWS KMS; credentials from the standard AWS chain.
+    Kms {
+        region: Option<String>,
+        endpoint_url: Option<String>,
+        key_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    pub service: KeyServiceConfig,
+    /// How long an unwrapped data key stays cached.
+    pub cache_ttl: Duration,
+    /// Most data keys cached at once.
+    pub cache_capacity: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     /// Directory of the JSONL audit files.
@@ -122,6 +160,14 @@ pub struct ShareConfig {
     /// Internal key prefix, empty or ending in `/`: never shown to partners.
     pub prefix: String,
     pub description: String,
+    /// Classification of objects that carry none of their own.
+    pub default_classification: Classification,
+    /// Objects are stored envelope-encrypted (`encrypt = "envelope"`).
+    pub encrypt: bool,
+    /// Key (KMS key id or alias) for new objects; `None`: the key service's default.
+    pub key_id: Option<String>,
+    /// Serve objects found unencrypted in an envelope share (migration only).
+    pub accept_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +186,12 @@ pub struct PartnerConfig {
     pub status: PartnerStatus,
     pub review_by: Option<jiff::civil::Date>,
     pub valid_until: Option<jiff::Timestamp>,
+    /// Conditions every grant of this partner is bound by (see also `valid_until`).
+    pub conditions: Conditions,
+    /// Explicit denials; they win over any grant.
+    pub deny: Vec<DenyRule>,
+    /// Limits on all of this partner's requests together.
+    pub rate_limits: RateLimits,
     /// Checked in constant time at the token endpoint; never printed.
     pub external_id: String,
     pub max_session: Duration,
@@ -155,6 +207,9 @@ impl fmt::Debug for PartnerConfig {
             .field("id", &self.id)
             .field("status", &self.status)
             .field("valid_until", &self.valid_until)
+            .field("conditions", &self.conditions)
+            .field("deny", &self.deny)
+            .field("rate_limits", &self.rate_limits)
             .field("external_id", &"<redacted>")
             .field("keys", &self.keys)
             .field("grants", &self.grants)
@@ -176,6 +231,10 @@ pub struct Grant {
     /// Partner-visible key prefix, empty (whole share) or ending in `/`; matched on whole segments.
     pub prefix: String,
     pub actions: ActionSet,
+    /// Conditions that narrow this grant within the partner's.
+    pub conditions: Conditions,
+    /// Limits on the requests this grant allows, on top of the partner's.
+    pub rate_limits: RateLimits,
 }
 
 /// What a grant can allow.

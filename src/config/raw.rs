@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod access;
 mod values;
 
+pub use access::{Cidr, ClassificationName, DenyTable, RateLimitsTable, TokenLimitsTable, Window};
 pub use values::{ActionName, Addr, ByteSize, Date, HumanDuration, Status, StoreKind, Timestamp};
 
 /// `gatehouse.toml`.
@@ -29,7 +31,11 @@ pub struct GatehouseFile {
     #[serde(default)]
     pub limits: LimitsTable,
     #[serde(default)]
+    pub token_limits: TokenLimitsTable,
+    #[serde(default)]
     pub audit: AuditTable,
+    #[serde(default)]
+    pub key_service: KeyServiceTable,
     #[serde(default)]
     pub dev: DevTable,
     #[serde(default)]
@@ -49,6 +55,10 @@ pub struct ListenerTable {
     pub handshake_timeout: Option<Spanned<HumanDuration>>,
     pub shutdown_grace: Option<Spanned<HumanDuration>>,
     pub max_header_bytes: Option<Spanned<ByteSize>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<access::Cidr>,
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 /// `[tls]`.
@@ -89,6 +99,20 @@ pub struct SigningKeyTable {
 #[serde(deny_unknown_fields)]
 pub struct LimitsTable {
     pub max_put_bytes: Option<Spanned<ByteSize>>,
+}
+
+/// `[key_service]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyServiceTable {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<Spanned<String>>,
+    pub key_id: Option<String>,
+    pub cache_ttl: Option<Spanned<HumanDuration>>,
+    pub cache_capacity: Option<Spanned<usize>>,
 }
 
 /// `[audit]`.
@@ -132,6 +156,10 @@ pub struct ShareTable {
     pub prefix: Option<Spanned<String>>,
     #[serde(default)]
     pub description: String,
+    pub default_classification: Option<ClassificationName>,
+    pub encrypt: Option<Spanned<String>>,
+    pub key_id: Option<String>,
+    pub accept_plaintext: Option<bool>,
 }
 
 /// `partners/<id>.toml`.
@@ -145,13 +173,37 @@ pub struct PartnerFile {
     pub justification: Spanned<String>,
     pub status: Status,
     pub review_by: Option<Date>,
-    pub valid_until: Option<Timestamp>,
+    pub valid_from: Option<Spanned<Timestamp>>,
+    pub valid_until: Option<Spanned<Timestamp>>,
     pub external_id: Option<Spanned<String>>,
     pub external_id_file: Option<Spanned<String>>,
     pub max_session: Option<Spanned<HumanDuration>>,
+    pub allow_cidrs: Option<Vec<Spanned<Cidr>>>,
+    pub windows: Option<Vec<Spanned<Window>>>,
+    pub require_mfa: Option<bool>,
+    pub max_classification: Option<ClassificationName>,
+    pub max_object_size: Option<Spanned<ByteSize>>,
+    pub rate_limits: Option<RateLimitsTable>,
     pub keys: Option<Spanned<Vec<KeyTable>>>,
     #[serde(default)]
+    pub deny: Vec<DenyTable>,
+    #[serde(default)]
     pub grants: Vec<GrantTable>,
+}
+
+impl PartnerFile {
+    /// The condition keys, moved out.
+    pub fn take_conditions(&mut self) -> ConditionKeys {
+        ConditionKeys {
+            allow_cidrs: self.allow_cidrs.take(),
+            windows: self.windows.take(),
+            valid_from: self.valid_from.take(),
+            valid_until: None,
+            require_mfa: self.require_mfa.take(),
+            max_classification: self.max_classification.take(),
+            max_object_size: self.max_object_size.take(),
+        }
+    }
 }
 
 /// One `[[keys]]` entry of a partner file.
@@ -169,4 +221,41 @@ pub struct GrantTable {
     pub share: Spanned<String>,
     pub prefix: Option<Spanned<String>>,
     pub actions: Spanned<Vec<Spanned<ActionName>>>,
+    pub allow_cidrs: Option<Vec<Spanned<Cidr>>>,
+    pub windows: Option<Vec<Spanned<Window>>>,
+    pub valid_from: Option<Spanned<Timestamp>>,
+    pub valid_until: Option<Spanned<Timestamp>>,
+    pub require_mfa: Option<bool>,
+    pub max_classification: Option<ClassificationName>,
+    pub max_object_size: Option<Spanned<ByteSize>>,
+    pub rate_limits: Option<RateLimitsTable>,
+}
+
+impl GrantTable {
+    /// The condition keys, moved out.
+    pub fn take_conditions(&mut self) -> ConditionKeys {
+        ConditionKeys {
+            allow_cidrs: self.allow_cidrs.take(),
+            windows: self.windows.take(),
+            valid_from: self.valid_from.take(),
+            valid_until: self.valid_until.take(),
+            require_mfa: self.require_mfa.take(),
+            max_classification: self.max_classification.take(),
+            max_object_size: self.max_object_size.take(),
+        }
+    }
+}
+
+/// The condition keys partner files and grants share (serde's `flatten` would lose
+/// `deny_unknown_fields`, so both tables list them and hand them over in this form).
+#[derive(Debug, Default)]
+pub struct ConditionKeys {
+    pub allow_cidrs: Option<Vec<Spanned<Cidr>>>,
+    pub windows: Option<Vec<Spanned<Window>>>,
+    pub valid_from: Option<Spanned<Timestamp>>,
+    /// Grants only: the partner's `valid_until` stays in `PartnerFile`.
+    pub valid_until: Option<Spanned<Timestamp>>,
+    pub require_mfa: Option<bool>,
+    pub max_classification: Option<ClassificationName>,
+    pub max_object_size: Option<Spanned<ByteSize>>,
 }

@@ -1,34 +1,34 @@
 //! Authorization: deny by default.
 //!
-//! Takes a partner's configuration, the scopes of its session, a share, an object key and an
-//! action; gives `Ok(())` only when some grant allows exactly that. For listings it narrows
-//! the requested prefix to what the grants cover ([`list_plan`]), so an upstream listing can
-//! never return a key or folder name outside the grants. Denials carry a stable reason code.
+//! Takes a partner's configuration, the facts of its session (token scopes, client IP,
+//! `amr`, now) and a share, key and action; gives a [`Decision`]: allowed by a grant, or
+//! denied with a stable reason code. Grants are narrowed by conditions (source network,
+//! time windows, validity, MFA, classification ceiling, object size), partner-level
+//! conditions bound every grant, and explicit deny rules win over any grant
+//! ([`evaluate`](evaluate())). For listings it narrows the requested prefix to what the
+//! grants currently cover ([`list_scope`], [`list_plan`]), so an upstream listing can never
+//! return a key or folder name outside them. `policy explain` ([`explain`]) runs the same
+//! evaluation from the command line.
+//!
+//! Layout: [`decision`] (what policy answers), [`conditions`] (checks of one condition
+//! set), [`window`] (time windows across DST), `evaluate` (the order), [`explain`] (CLI),
+//! [`key`] (object key validation, before anything else).
 
+pub mod conditions;
+pub mod decision;
+mod evaluate;
+pub mod explain;
 pub mod key;
+pub mod window;
+
+pub use conditions::{Object, SECOND_FACTORS};
+pub use decision::{Allowed, Decision, Denial, Rule};
+pub use evaluate::{
+    ListScope, Request, Session, deadline, evaluate, list_scope, partner_end, shares_visible,
+    token_deadline,
+};
 
 use crate::config::{Action, Grant, PartnerConfig};
-
-/// Why a request was refused by policy. `reason()` is the audit reason code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denial {
-    /// The partner has no grant at all on this share (it looks like a missing share).
-    ShareNotGranted,
-    /// The share was left out of the token's scope.
-    ShareNotInScope,
-    /// Grants exist on the share, but none allows this action on this key.
-    NoGrant,
-}
-
-impl Denial {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Denial::ShareNotGranted => "share_not_granted",
-            Denial::ShareNotInScope => "share_not_in_scope",
-            Denial::NoGrant => "no_grant",
-        }
-    }
-}
 
 /// The grants a partner holds on one share, already checked against the session's scope.
 pub fn share_grants<'a>(
@@ -46,7 +46,8 @@ pub fn share_grants<'a>(
     Ok(grants)
 }
 
-/// Allows `action` on `key` in `share` when a grant covers it.
+/// Allows `action` on `key` in `share` when a grant covers it. Looks at grant actions and
+/// prefixes only — no conditions, no deny rules: use [`evaluate`](evaluate()) for requests.
 pub fn authorize(
     partner: &PartnerConfig,
     scopes: &[String],
@@ -65,7 +66,8 @@ pub fn authorize(
     }
 }
 
-/// The shares a partner may see in `GET /`: granted and in scope.
+/// The shares a partner may see in `GET /`: granted and in scope. Ignores conditions: use
+/// [`shares_visible`] for requests.
 pub fn visible_shares<'a>(partner: &'a PartnerConfig, scopes: &[String]) -> Vec<&'a str> {
     let mut shares: Vec<&str> = partner
         .grants

@@ -31,6 +31,7 @@ pub enum S3Error {
     NotImplemented,
     InternalError,
     ServiceUnavailable,
+    SlowDown,
 }
 
 impl S3Error {
@@ -52,6 +53,7 @@ impl S3Error {
             S3Error::NotImplemented => "NotImplemented",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable => "ServiceUnavailable",
+            S3Error::SlowDown => "SlowDown",
         }
     }
 
@@ -70,7 +72,7 @@ impl S3Error {
             S3Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             S3Error::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             S3Error::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            S3Error::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            S3Error::ServiceUnavailable | S3Error::SlowDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -102,15 +104,21 @@ impl S3Error {
             }
             S3Error::InternalError => "We encountered an internal error. Please try again.",
             S3Error::ServiceUnavailable => "Service is unable to handle request.",
+            S3Error::SlowDown => "Please reduce your request rate.",
         }
     }
 
-    /// The S3 XML error document.
-    pub fn to_xml(self, resource: &str, request_id: &str) -> String {
+    /// The S3 XML error document. `reason`, when given, is a session-level reason code the
+    /// partner may see (`ip_not_allowed`, `rate_limited`, ...), added to the message.
+    pub fn to_xml(self, resource: &str, request_id: &str, reason: Option<&str>) -> String {
+        let message = match reason {
+            Some(r) => format!("{} (reason: {r})", self.message()),
+            None => self.message().to_string(),
+        };
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
             self.code(),
-            escape(self.message()),
+            escape(&message),
             escape(resource),
             escape(request_id)
         )

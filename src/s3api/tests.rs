@@ -134,13 +134,19 @@ fn every_error_maps_to_one_status_and_code() {
         (S3Error::NotImplemented, 501, "NotImplemented"),
         (S3Error::InternalError, 500, "InternalError"),
         (S3Error::ServiceUnavailable, 503, "ServiceUnavailable"),
+        (S3Error::SlowDown, 503, "SlowDown"),
     ];
     for (e, status, code) in all {
         assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e:?}");
     }
-    let xml = S3Error::NoSuchKey.to_xml("/demo/a<b", "req-1");
+    let xml = S3Error::NoSuchKey.to_xml("/demo/a<b", "req-1", None);
     assert!(xml.contains("<Code>NoSuchKey</Code>") && xml.contains("<RequestId>req-1</RequestId>"));
     assert!(xml.contains("/demo/a&lt;b"));
+    let xml = S3Error::AccessDenied.to_xml("/", "r", Some("ip_not_allowed"));
+    assert!(
+        xml.contains("<Message>Access Denied (reason: ip_not_allowed)</Message>"),
+        "{xml}"
+    );
 }
 
 #[test]

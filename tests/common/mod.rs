@@ -38,7 +38,15 @@ pub struct Setup {
     pub listener: &'static str,
     /// Point today's audit file at /dev/full before start, so every audit write fails (ENOSPC).
     pub audit_on_full_device: bool,
+    /// Tables appended to `gatehouse.toml`.
+    pub gateway_extra: &'static str,
+    /// Both shares are envelope-encrypted: with the local key file on `Fs`, with KMS (moto)
+    /// on `S3`.
+    pub encrypt: bool,
 }
+
+/// Token endpoint limits loose enough for tests that mint many tokens from 127.0.0.1.
+pub const LOOSE_TOKEN_LIMITS: &str = "[token_limits]\nper_ip = \"10000/s\"\nlockout_after = 1000\n";
 
 /// Shares every test gateway has: `exports` (internal prefix `internal/exp/`) and `other`.
 pub const DEFAULT_PARTNERS: &[(&str, &str, &str)] = &[
@@ -96,6 +104,8 @@ impl Default for Setup {
             max_put_bytes: 64 * 1024 * 1024,
             listener: "",
             audit_on_full_device: false,
+            gateway_extra: LOOSE_TOKEN_LIMITS,
+            encrypt: false,
         }
     }
 }
@@ -134,6 +144,11 @@ impl Prepared {
             ),
         };
         let suffix = ulid::Ulid::new().to_string().to_lowercase();
+        let encrypt = if setup.encrypt {
+            "encrypt = \"envelope\""
+        } else {
+            ""
+        };
         let config = format!(
             r#"
 data_dir = "data"
@@ -157,13 +172,17 @@ bootstrap = true
 store = "main"
 bucket = "exports-{suffix}"
 prefix = "internal/exp/"
+{encrypt}
 [shares.other]
 store = "main"
 bucket = "other-{suffix}"
 prefix = "other/"
+{encrypt}
+{extra}
 "#,
             max_put = setup.max_put_bytes,
-            listener = setup.listener
+            listener = setup.listener,
+            extra = setup.gateway_extra
         );
         let cfg_dir = dir.path().join("config");
         std::fs::create_dir_all(cfg_dir.join("partners/keys")).unwrap();
@@ -184,7 +203,16 @@ prefix = "other/"
 }
 
 impl Gateway {
-    pub async fn start(setup: Setup) -> Gateway {
+    pub async fn start(mut setup: Setup) -> Gateway {
+        if setup.encrypt && setup.backend == Backend::S3 {
+            let key_id = moto::create_kms_key().await;
+            let extra = format!(
+                "{}\n[key_service]\ntype = \"kms\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nkey_id = \"{key_id}\"\n",
+                setup.gateway_extra,
+                moto::endpoint()
+            );
+            setup.gateway_extra = Box::leak(extra.into_boxed_str());
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let p = Prepared::write(&setup, listener.local_addr().unwrap());
         let gw = gatehouse::config::load_gateway(&p.config_path).unwrap_or_else(|e| panic!("{e}"));
@@ -197,7 +225,8 @@ impl Gateway {
         }
         if setup.audit_on_full_device {
             std::fs::create_dir_all(&cfg.audit.dir).unwrap();
-            std::os::unix::fs::symlink("/dev/full", cfg.audit.dir.join(today_audit_file())).unwrap();
+            std::os::unix::fs::symlink("/dev/full", cfg.audit.dir.join(today_audit_file()))
+                .unwrap();
         }
         let ca_path = cfg.tls.dev_ca_cert_file.clone();
         let state = Arc::new(
@@ -341,6 +370,59 @@ impl Gateway {
     }
 
     pub async fn raw_connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        self.tls_over(tcp).await.unwrap()
+    }
+
+    /// A TLS connection that starts with a PROXY protocol v2 header naming `source`.
+    pub async fn raw_connect_via_proxy(
+        &self,
+        source: &str,
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let mut tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let src: SocketAddr = format!("{source}:40000").parse().unwrap();
+        let header = ppp::v2::Builder::with_addresses(
+            ppp::v2::Version::Two | ppp::v2::Command::Proxy,
+            ppp::v2::Protocol::Stream,
+            (src, self.addr),
+        )
+        .build()
+        .unwrap();
+        tcp.write_all(&header).await.unwrap();
+        self.tls_over(tcp).await.unwrap()
+    }
+
+    /// A token request sent through a PROXY-protocol connection (HTTP/1.1, raw).
+    pub async fn token_via_proxy(&self, id: &str, source: &str) -> String {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", id)
+            .append_pair(
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            )
+            .append_pair("client_assertion", &self.assertion(id))
+            .append_pair("external_id", &self.partner(id).external_id)
+            .finish();
+        let mut tls = self.raw_connect_via_proxy(source).await;
+        let req = format!(
+            "POST /v1/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        );
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        tls.read_to_string(&mut out).await.unwrap();
+        let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+        let json: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("{out}"));
+        json["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Runs a TLS handshake over `tcp`, trusting the gateway's dev CA.
+    pub async fn tls_over(
+        &self,
+        tcp: tokio::net::TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
             roots.add(cert.unwrap()).unwrap();
@@ -351,9 +433,8 @@ impl Gateway {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        connector.connect(name, tcp).await.unwrap()
+        connector.connect(name, tcp).await
     }
 
     /// Stops accepting, drains, and waits for `run` to return.
@@ -371,7 +452,9 @@ use rustls_pki_types::pem::PemObject;
 
 /// The name of today's audit file.
 pub fn today_audit_file() -> String {
-    jiff::Timestamp::now().strftime("audit-%Y-%m-%d.jsonl").to_string()
+    jiff::Timestamp::now()
+        .strftime("audit-%Y-%m-%d.jsonl")
+        .to_string()
 }
 
 /// An HTTPS client that trusts only the gateway's dev CA.
@@ -399,10 +482,11 @@ justification = "integration tests"
 status = "{status}"
 external_id = "{external_id}"
 max_session = "1h"
+{grants}
 [[keys]]
 id = "{key_id}"
 public_key_file = "keys/{key_id}.pem"
-{grants}"#
+"#
     );
     std::fs::write(cfg_dir.join(format!("partners/{id}.toml")), toml).unwrap();
     TestPartner {

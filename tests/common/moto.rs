@@ -60,3 +60,20 @@ pub async fn create_bucket(bucket: &str) {
             .unwrap();
     store.create_bucket_if_missing().await.unwrap();
 }
+
+/// Creates a symmetric KMS key in moto and gives its id.
+pub async fn create_kms_key() -> String {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .load()
+        .await;
+    let kms = aws_sdk_kms::Client::new(&conf);
+    let out = kms
+        .create_key()
+        .description("gatehouse tests")
+        .send()
+        .await
+        .unwrap();
+    out.key_metadata().unwrap().key_id().to_string()
+}

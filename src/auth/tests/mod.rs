@@ -154,9 +154,14 @@ pub(super) fn partner(id: &str, key_id: &str, key: &TestKey, shares: &[&str]) ->
                 share: s.to_string(),
                 prefix: String::new(),
                 actions: [Action::Read, Action::List].into_iter().collect(),
+                conditions: Default::default(),
+                rate_limits: Default::default(),
             })
             .collect(),
         file: PathBuf::from(format!("partners/{id}.toml")),
+        conditions: Default::default(),
+        deny: Vec::new(),
+        rate_limits: Default::default(),
     }
 }
 
@@ -167,8 +172,20 @@ fn config(dir: &Path, partners: BTreeMap<String, PartnerConfig>) -> Config {
         bucket: format!("internal-{name}"),
         prefix: String::new(),
         description: String::new(),
+        default_classification: Default::default(),
+        encrypt: false,
+        key_id: None,
+        accept_plaintext: false,
     };
     Config {
+        token_limits: Default::default(),
+        keys: crate::config::KeysConfig {
+            service: crate::config::KeyServiceConfig::Local {
+                file: dir.join("keys/local-kek.json"),
+            },
+            cache_ttl: Duration::from_secs(300),
+            cache_capacity: 100,
+        },
         source: dir.join("gatehouse.toml"),
         data_dir: dir.join("data"),
         listener: ListenerConfig {
@@ -179,6 +196,8 @@ fn config(dir: &Path, partners: BTreeMap<String, PartnerConfig>) -> Config {
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         },
         tls: TlsConfig {
             cert_file: dir.join("tls/cert.pem"),

@@ -14,15 +14,16 @@ use std::time::Duration;
 use humantime::format_duration;
 use toml::Spanned;
 
-use super::checks;
 use super::report::FileReport;
 use super::storage::{self, FsRoot};
+use super::{access, checks};
 use crate::config::model::{
-    AuditConfig, Config, DevConfig, Limits, ListenerConfig, MAX_TOKEN_LIFETIME, SigningKeyConfig,
-    TlsConfig, TokenConfig,
+    AuditConfig, Config, DevConfig, KeyServiceConfig, KeysConfig, Limits, ListenerConfig,
+    MAX_TOKEN_LIFETIME, SigningKeyConfig, TlsConfig, TokenConfig,
 };
 use crate::config::raw::{
-    GatehouseFile, HumanDuration, ListenerTable, SigningKeyTable, TlsTable, TokenTable,
+    GatehouseFile, HumanDuration, KeyServiceTable, ListenerTable, SigningKeyTable, TlsTable,
+    TokenTable,
 };
 
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
@@ -53,11 +54,13 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
             DEFAULT_MAX_PUT_BYTES,
         ),
     };
+    let token_limits = access::token_limits(f, raw.token_limits);
     let audit = AuditConfig {
         dir: path_or(f, "audit.dir", raw.audit.dir, base, || {
             data_dir.join("audit")
         }),
     };
+    let keys = keys(f, raw.key_service, base, &data_dir);
     let dev = DevConfig {
         bootstrap: raw.dev.bootstrap.unwrap_or(false),
         dir: path_or(f, "dev.dir", raw.dev.dir, base, || data_dir.join("dev")),
@@ -69,7 +72,9 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
         tls,
         token,
         limits,
+        token_limits,
         audit,
+        keys,
         dev,
         stores: BTreeMap::new(),
         shares: BTreeMap::new(),
@@ -106,6 +111,8 @@ fn listener(f: &mut FileReport, raw: ListenerTable) -> ListenerConfig {
             16384,
         ))
         .unwrap_or(usize::MAX),
+        trusted_proxies: raw.trusted_proxies.into_iter().map(|c| c.0).collect(),
+        proxy_protocol: raw.proxy_protocol,
     }
 }
 
@@ -351,4 +358,63 @@ fn respan<A, B>(s: Spanned<A>, map: impl FnOnce(A) -> B) -> Spanned<B> {
 /// A duration the way the configuration writes it, e.g. `15m`.
 pub fn show(d: Duration) -> String {
     format_duration(d).to_string()
+}
+
+/// `[key_service]`: local key file (default) or AWS KMS, and the data-key cache.
+fn keys(f: &mut FileReport, raw: KeyServiceTable, base: &Path, data_dir: &Path) -> KeysConfig {
+    let kind = raw.kind.as_ref().map_or("local", |k| k.get_ref().as_str());
+    let service = match kind {
+        "kms" => {
+            if let Some(file) = &raw.file {
+                f.value(
+                    file,
+                    "key_service.file is for type = \"local\" only".to_string(),
+                );
+            }
+            if let Some(url) = &raw.endpoint_url
+                && let Err(e) = checks::endpoint_url(url.get_ref())
+            {
+                f.value(url, format!("key_service.endpoint_url: {e}"));
+            }
+            KeyServiceConfig::Kms {
+                region: raw.region,
+                endpoint_url: raw.endpoint_url.map(Spanned::into_inner),
+                key_id: raw.key_id,
+            }
+        }
+        other => {
+            if other != "local"
+                && let Some(k) = &raw.kind
+            {
+                f.value(
+                    k,
+                    format!("key_service.type {other:?} is not \"local\" or \"kms\""),
+                );
+            }
+            for (present, name) in [
+                (raw.region.is_some(), "region"),
+                (raw.endpoint_url.is_some(), "endpoint_url"),
+                (raw.key_id.is_some(), "key_id"),
+            ] {
+                if present && let Some(k) = &raw.kind {
+                    f.value(k, format!("key_service.{name} is for type = \"kms\" only"));
+                }
+            }
+            KeyServiceConfig::Local {
+                file: path_or(f, "key_service.file", raw.file, base, || {
+                    data_dir.join("keys/local-kek.json")
+                }),
+            }
+        }
+    };
+    KeysConfig {
+        service,
+        cache_ttl: timeout(
+            f,
+            "key_service.cache_ttl",
+            raw.cache_ttl,
+            Duration::from_secs(300),
+        ),
+        cache_capacity: positive(f, "key_service.cache_capacity", raw.cache_capacity, 10_000),
+    }
 }

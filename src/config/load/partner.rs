@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::checks;
 use super::gateway::show;
 use super::report::FileReport;
+use super::{access, checks};
 use crate::config::model::{
     ActionSet, Grant, MAX_TOKEN_LIFETIME, PartnerConfig, PartnerKey, ShareConfig,
 };
@@ -42,7 +42,7 @@ pub struct LoadedPartner {
 }
 
 /// Builds one partner; `f` is bound to its file, whose path is absolute.
-pub fn build(f: &mut FileReport, raw: PartnerFile, ctx: &Context) -> LoadedPartner {
+pub fn build(f: &mut FileReport, mut raw: PartnerFile, ctx: &Context) -> LoadedPartner {
     let file = f.src.path.clone();
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let id = raw.id.get_ref().clone();
@@ -70,6 +70,14 @@ pub fn build(f: &mut FileReport, raw: PartnerFile, ctx: &Context) -> LoadedPartn
             f.value(value, format!("{key} must not be empty"));
         }
     }
+    let conditions = access::conditions(
+        f,
+        &format!("partner {id:?}"),
+        raw.take_conditions(),
+        raw.valid_until.as_ref(),
+    );
+    let deny = access::deny_rules(f, std::mem::take(&mut raw.deny), ctx.shares);
+    let rate_limits = access::rate_limits(f, &format!("partner {id:?}"), raw.rate_limits.take());
     let (external_id, external_id_file) =
         external_id(f, raw.external_id, raw.external_id_file, &dir);
     let (keys, key_lines) = keys(f, raw.keys, &dir);
@@ -82,7 +90,10 @@ pub fn build(f: &mut FileReport, raw: PartnerFile, ctx: &Context) -> LoadedPartn
             justification: raw.justification.into_inner(),
             status: raw.status.0,
             review_by: raw.review_by.map(|d| d.0),
-            valid_until: raw.valid_until.map(|t| t.0),
+            valid_until: raw.valid_until.map(|t| t.into_inner().0),
+            conditions,
+            deny,
+            rate_limits,
             external_id,
             max_session: max_session(f, raw.max_session.map(|s| (s.get_ref().0, s.span())), ctx),
             keys,
@@ -235,7 +246,7 @@ fn grants(f: &mut FileReport, raw: Vec<GrantTable>, ctx: &Context) -> Vec<Grant>
     out
 }
 
-fn grant(f: &mut FileReport, g: GrantTable, ctx: &Context) -> Grant {
+fn grant(f: &mut FileReport, mut g: GrantTable, ctx: &Context) -> Grant {
     let share = g.share.get_ref().clone();
     if let Some(shares) = ctx.shares
         && !shares.contains_key(&share)
@@ -273,10 +284,15 @@ fn grant(f: &mut FileReport, g: GrantTable, ctx: &Context) -> Grant {
         }
         actions.insert(action);
     }
+    let what = format!("grant on share {share:?}");
+    let conditions = access::conditions(f, &what, g.take_conditions(), None);
+    let rate_limits = access::rate_limits(f, &what, g.rate_limits.take());
     Grant {
         share,
         prefix,
         actions,
+        conditions,
+        rate_limits,
     }
 }
 

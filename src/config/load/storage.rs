@@ -183,6 +183,20 @@ fn share(
         bucket: t.bucket.get_ref().clone(),
         prefix,
         description: t.description,
+        default_classification: t.default_classification.map(|c| c.0).unwrap_or_default(),
+        encrypt: match t.encrypt.as_ref().map(|e| e.get_ref().as_str()) {
+            None | Some("none") => false,
+            Some("envelope") => true,
+            Some(other) => {
+                let msg = format!("share {n:?}: encrypt {other:?} is not \"envelope\" or \"none\"");
+                if let Some(e) = &t.encrypt {
+                    f.value(e, msg);
+                }
+                false
+            }
+        },
+        key_id: t.key_id,
+        accept_plaintext: t.accept_plaintext.unwrap_or(false),
     };
     let clash = earlier.values().find(|o| {
         o.store == share.store

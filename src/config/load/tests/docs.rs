@@ -31,4 +31,14 @@ fn documented_examples_load() {
     let acme = &c.partners["acme"];
     assert_eq!(acme.grants[0].prefix, "acme/reports/");
     assert_eq!(acme.max_session, Duration::from_secs(3600));
+    assert_eq!(
+        c.shares["exports"].default_classification,
+        crate::config::Classification::Confidential
+    );
+    assert_eq!(c.token_limits, crate::config::TokenLimits::default());
+    assert_eq!(acme.conditions.allow_cidrs.len(), 2);
+    assert_eq!(acme.grants[0].conditions.windows.len(), 2);
+    assert!(acme.grants[1].conditions.require_mfa);
+    assert_eq!(acme.deny[0].prefix, "acme/reports/hr/");
+    assert_eq!(acme.rate_limits.concurrent, Some(16));
 }

@@ -11,6 +11,7 @@ use tempfile::TempDir;
 use super::*;
 use crate::config::{Action, ConfigError, PartnerStatus, StoreConfig};
 
+mod access;
 mod docs;
 mod gateway;
 mod partners;

@@ -1,12 +1,76 @@
+//! Tests of policy. Here: grant matching and listing plans (no conditions). `evaluate.rs`:
+//! every condition and deny rule on loaded configs; `listing.rs`: list scopes, visible shares,
+//! token deadlines; `window.rs`: time windows across DST; `explain.rs`: `policy explain`.
+
 use super::*;
-use crate::config::{ActionSet, PartnerStatus};
+use crate::config::{ActionSet, Config, PartnerStatus};
 use std::time::Duration;
+
+mod evaluate;
+mod explain;
+mod listing;
+mod window;
+
+/// gatehouse.toml for [`load`]: shares `exports` (default classification restricted) and
+/// `public` (default public).
+const GATEHOUSE: &str = r#"data_dir = "../data"
+
+[stores.local]
+type = "fs"
+root = "../data/objects"
+
+[shares.exports]
+store = "local"
+bucket = "exports"
+
+[shares.public]
+store = "local"
+bucket = "public"
+default_classification = "public"
+"#;
+
+/// Loads a config whose only partner, `acme`, has `body` after its required keys (top-level
+/// conditions first, then `[[grants]]`, `[[deny]]` ...). Keep the directory alive.
+fn load(body: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("config/gatehouse.toml", GATEHOUSE);
+    write(
+        "config/partners/acme.pub.pem",
+        &rcgen::KeyPair::generate().unwrap().public_key_pem(),
+    );
+    let partner = format!(
+        r#"id = "acme"
+display_name = "Acme"
+owner = "owner@example.com"
+contract = "C-1"
+justification = "tests"
+status = "active"
+external_id = "0123456789abcdef"
+{body}
+
+[[keys]]
+id = "k1"
+public_key_file = "acme.pub.pem"
+"#
+    );
+    write("config/partners/acme.toml", &partner);
+    let cfg = crate::config::load(&dir.path().join("config/gatehouse.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (dir, cfg)
+}
 
 fn grant(share: &str, prefix: &str, actions: &[Action]) -> Grant {
     Grant {
         share: share.into(),
         prefix: prefix.into(),
         actions: actions.iter().copied().collect::<ActionSet>(),
+        conditions: Default::default(),
+        rate_limits: Default::default(),
     }
 }
 
@@ -20,6 +84,9 @@ fn partner(grants: Vec<Grant>) -> PartnerConfig {
         status: PartnerStatus::Active,
         review_by: None,
         valid_until: None,
+        conditions: Default::default(),
+        deny: vec![],
+        rate_limits: Default::default(),
         external_id: "x".repeat(16),
         max_session: Duration::from_secs(3600),
         keys: vec![],
