@@ -132,6 +132,29 @@ fn quickstart_on_the_shipped_config() {
         assert_eq!(resp.status(), 200);
     });
 
+    // The demo share is envelope-encrypted: no stored file holds the plaintext.
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out)
+            } else {
+                out.push(p)
+            }
+        }
+    }
+    let mut stored = Vec::new();
+    files(&data.join("objects"), &mut stored);
+    assert!(stored.len() >= 2, "{stored:?}");
+    for f in stored {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(16).any(|w| w == b"Hello from gateh"),
+            "{} holds plaintext",
+            f.display()
+        );
+    }
+
     // `check` accepts the running configuration.
     let out = gatehouse()
         .args(["check", "--config"])

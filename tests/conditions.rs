@@ -467,3 +467,25 @@ async fn proxy_protocol_v2_from_a_trusted_peer_sets_the_client() {
     assert!(g.tls_over(tcp).await.is_err());
     g.stop().await;
 }
+
+/// A token minted before a grant's `valid_until` stops working at `valid_until`, even inside
+/// the token's clock-skew leeway: every request re-checks the grant.
+#[tokio::test]
+async fn access_ends_at_valid_until_mid_session() {
+    let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2)).to_string();
+    let grants: &'static str = Box::leak(
+        format!("[[grants]]\nshare = \"exports\"\nprefix = \"\"\nactions = [\"read\"]\nvalid_until = \"{until}\"\n").into_boxed_str(),
+    );
+    let g = Gateway::start(Setup { partners: vec![("brief", "active", grants)], ..Setup::default() }).await;
+    seed(&g, "a.txt", Some("public")).await;
+    let t = g.token("brief").await;
+    let resp = g.client.get(g.url("/exports/a.txt")).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let resp = g.client.get(g.url("/exports/a.txt")).bearer_auth(&t).send().await.unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert!(status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED, "{status}: {body}");
+    assert!(body.contains("access_expired") || code(&body) == "ExpiredToken", "{body}");
+    g.stop().await;
+}
