@@ -94,19 +94,11 @@ fn code(body: &str) -> &str {
 }
 
 async fn seed(g: &Gateway, key: &str, classification: Option<&str>) {
-    let share = &g.state.shares["exports"];
-    let mut opts = gatehouse::store::PutOptions::default();
-    if let Some(c) = classification {
-        opts.metadata.insert("classification".into(), c.into());
-    }
-    let body: gatehouse::store::ByteStream = Box::pin(futures_util::stream::once(async {
-        Ok(bytes::Bytes::from_static(b"data"))
-    }));
-    share
-        .store
-        .put(&format!("{}{key}", share.config.prefix), body, opts)
-        .await
-        .unwrap();
+    let meta = classification
+        .map(|c| ("classification".to_string(), c.to_string()))
+        .into_iter()
+        .collect();
+    g.store_put(key, b"data".to_vec(), meta).await;
 }
 
 #[tokio::test]
@@ -476,16 +468,38 @@ async fn access_ends_at_valid_until_mid_session() {
     let grants: &'static str = Box::leak(
         format!("[[grants]]\nshare = \"exports\"\nprefix = \"\"\nactions = [\"read\"]\nvalid_until = \"{until}\"\n").into_boxed_str(),
     );
-    let g = Gateway::start(Setup { partners: vec![("brief", "active", grants)], ..Setup::default() }).await;
+    let g = Gateway::start(Setup {
+        partners: vec![("brief", "active", grants)],
+        ..Setup::default()
+    })
+    .await;
     seed(&g, "a.txt", Some("public")).await;
     let t = g.token("brief").await;
-    let resp = g.client.get(g.url("/exports/a.txt")).bearer_auth(&t).send().await.unwrap();
+    let resp = g
+        .client
+        .get(g.url("/exports/a.txt"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let resp = g.client.get(g.url("/exports/a.txt")).bearer_auth(&t).send().await.unwrap();
+    let resp = g
+        .client
+        .get(g.url("/exports/a.txt"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap();
-    assert!(status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED, "{status}: {body}");
-    assert!(body.contains("access_expired") || code(&body) == "ExpiredToken", "{body}");
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+        "{status}: {body}"
+    );
+    assert!(
+        body.contains("access_expired") || code(&body) == "ExpiredToken",
+        "{body}"
+    );
     g.stop().await;
 }

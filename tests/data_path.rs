@@ -1,24 +1,11 @@
 //! End to end: token, then every data-plane operation over HTTPS, against the embedded `fs`
 //! store and against S3 served by moto, with the refusals a partner must meet.
 
+#[macro_use]
 mod common;
 
 use common::{Backend, Gateway, Setup};
 use reqwest::StatusCode;
-
-/// Runs each scenario once per backend.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod fs {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Fs).await })*
-        }
-        mod s3 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::S3).await })*
-        }
-    };
-}
 
 both_backends!(
     put_get_head_delete_round_trip,

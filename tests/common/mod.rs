@@ -4,6 +4,21 @@
 
 pub mod moto;
 
+/// Runs each listed `async fn name(Backend)` once per backend, as `fs::name` and `s3::name`.
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod fs {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Fs).await })*
+        }
+        mod s3 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::S3).await })*
+        }
+    };
+}
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -435,6 +450,44 @@ impl Gateway {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
         connector.connect(name, tcp).await
+    }
+
+    /// Writes an object straight into the `exports` share's store, bypassing the gateway
+    /// (to seed data, or to tamper with what the gateway stored).
+    pub async fn store_put(&self, key: &str, body: Vec<u8>, metadata: BTreeMap<String, String>) {
+        let share = &self.state.shares["exports"];
+        let len = body.len() as u64;
+        let stream: gatehouse::store::ByteStream =
+            Box::pin(futures_util::stream::once(async move {
+                Ok(bytes::Bytes::from(body))
+            }));
+        let opts = gatehouse::store::PutOptions {
+            metadata,
+            content_length: Some(len),
+            ..Default::default()
+        };
+        share
+            .store
+            .put(&format!("{}{key}", share.config.prefix), stream, opts)
+            .await
+            .unwrap();
+    }
+
+    /// Reads an object straight from the `exports` share's store: stored bytes and metadata.
+    pub async fn store_get(&self, key: &str) -> (Vec<u8>, gatehouse::store::ObjectMeta) {
+        use futures_util::StreamExt;
+        let share = &self.state.shares["exports"];
+        let got = share
+            .store
+            .get(&format!("{}{key}", share.config.prefix), None)
+            .await
+            .unwrap();
+        let mut body = Vec::new();
+        let mut s = got.body;
+        while let Some(c) = s.next().await {
+            body.extend_from_slice(&c.unwrap());
+        }
+        (body, got.meta)
     }
 
     /// Stops accepting, drains, and waits for `run` to return.
