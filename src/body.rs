@@ -54,6 +54,42 @@ pub fn paced(s: ByteStream, pacing: crate::ratelimit::Pacing) -> ByteStream {
     }))
 }
 
+/// Ends a transfer in flight when the access that started it ends: the session or partner
+/// is revoked, or the partner's or grant's `valid_until` passes. Checked at most every
+/// half second; a cut transfer fails (the response is aborted, an upload stores nothing).
+#[derive(Clone)]
+pub struct Cutoff {
+    pub revocations: std::sync::Arc<crate::revocation::Revocations>,
+    pub partner: String,
+    pub session_id: String,
+    pub issued_at: jiff::Timestamp,
+    pub deadline: Option<jiff::Timestamp>,
+}
+
+impl Cutoff {
+    fn ended(&self) -> bool {
+        let now = jiff::Timestamp::now();
+        self.deadline.is_some_and(|d| now >= d)
+            || self
+                .revocations
+                .is_revoked(&self.partner, &self.session_id, self.issued_at)
+    }
+}
+
+/// Wraps a stream so it fails once `cutoff` says the access has ended.
+pub fn guarded(s: ByteStream, cutoff: Cutoff) -> ByteStream {
+    let mut next_check = std::time::Instant::now();
+    Box::pin(s.map(move |chunk| {
+        if chunk.is_ok() && std::time::Instant::now() >= next_check {
+            next_check = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            if cutoff.ended() {
+                return Err(StoreError::Body("access ended during the transfer".into()));
+            }
+        }
+        chunk
+    }))
+}
+
 /// Counters shared between an upload stream and the request that owns it.
 #[derive(Default, Debug)]
 pub struct Upload {

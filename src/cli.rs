@@ -77,7 +77,21 @@ pub async fn serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::run(listener, state, shutdown_signal()).await {
+    let admin_addr = state.config.admin.addr;
+    let admin = match tokio::net::TcpListener::bind(admin_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on admin address {admin_addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(crate::admin::run(admin, state.clone(), async {
+        let _ = admin_stopped.await;
+    }));
+    let result = crate::run(listener, state, shutdown_signal()).await;
+    let _ = stop_admin.send(());
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -102,4 +116,59 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutdown requested");
+}
+
+/// `gatehouse revoke`: revokes a session or every current session of a partner on the
+/// running gateway, through its admin listener (address and token from the configuration).
+pub async fn revoke(path: &Path, session: Option<&str>, partner: Option<&str>) -> ExitCode {
+    let cfg = match config::load_gateway(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let body = match (session, partner) {
+        (Some(s), None) => serde_json::json!({ "session": s }),
+        (None, Some(p)) => serde_json::json!({ "partner": p }),
+        _ => {
+            eprintln!("error: give exactly one of --session, --partner");
+            return ExitCode::from(2);
+        }
+    };
+    let token = match std::fs::read_to_string(&cfg.admin.token_file) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) => {
+            eprintln!(
+                "error: admin token file {}: {e}",
+                cfg.admin.token_file.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = format!("http://{}/revoke", cfg.admin.addr);
+    let result = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await;
+    match result {
+        Ok(resp) if resp.status().is_success() => {
+            println!("revoked");
+            ExitCode::SUCCESS
+        }
+        Ok(resp) => {
+            let status = resp.status();
+            eprintln!(
+                "error: the gateway refused: {status} {}",
+                resp.text().await.unwrap_or_default().trim()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the admin listener at {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

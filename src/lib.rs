@@ -18,6 +18,7 @@
 //! [`state`] (the runtime built from a config).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -32,6 +33,7 @@ pub mod listener;
 pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
+pub mod revocation;
 pub mod s3api;
 pub mod state;
 pub mod store;

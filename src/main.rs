@@ -50,6 +50,17 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Revoke a session, or every current session of a partner, on the running gateway.
+    Revoke {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        /// The session id (`sid`, also `session_id` in the token response and the audit trail).
+        #[arg(long, conflicts_with = "partner", required_unless_present = "partner")]
+        session: Option<String>,
+        /// The partner id: all its tokens issued until now become void.
+        #[arg(long)]
+        partner: Option<String>,
+    },
     /// Access policy tools.
     Policy {
         #[command(subcommand)]
@@ -78,6 +89,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => gatehouse::cli::serve(&config).await,
             Command::Check { config } => gatehouse::cli::check(&config),
+            Command::Revoke {
+                config,
+                session,
+                partner,
+            } => gatehouse::cli::revoke(&config, session.as_deref(), partner.as_deref()).await,
             Command::Policy {
                 command: PolicyCommand::Explain(args),
             } => gatehouse::policy::explain::run(&args),

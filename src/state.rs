@@ -24,6 +24,12 @@ pub enum StartError {
     },
     #[error("key service: {0}")]
     Keys(#[from] crate::crypto::KeyError),
+    #[error("{what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("audit directory {dir}: {source}")]
     Audit { dir: String, source: std::io::Error },
 }
@@ -44,6 +50,9 @@ pub struct State {
     pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// Data keys for envelope shares; `None` when no share is encrypted.
     pub keys: Option<Arc<crate::crypto::DataKeyCache>>,
+    pub revocations: Arc<crate::revocation::Revocations>,
+    /// SHA-256 of the admin bearer token.
+    pub admin_token_digest: [u8; 32],
 }
 
 impl State {
@@ -72,6 +81,15 @@ impl State {
             source,
         })?;
         let keys = key_cache(&config).await?;
+        let file_err = |what, path: &std::path::Path| {
+            let path = path.display().to_string();
+            move |source| StartError::File { what, path, source }
+        };
+        let revocations = crate::revocation::Revocations::open(&config.admin.revocations_file)
+            .map(Arc::new)
+            .map_err(file_err("revocations file", &config.admin.revocations_file))?;
+        let admin_token_digest = crate::admin::token_digest(&config.admin.token_file)
+            .map_err(file_err("admin token file", &config.admin.token_file))?;
         let limiters = crate::ratelimit::Limiters::new(&config);
         let trusted_proxies = crate::client_ip::TrustedProxies {
             nets: config.listener.trusted_proxies.clone(),
@@ -86,6 +104,8 @@ impl State {
             limiters,
             trusted_proxies,
             keys,
+            revocations,
+            admin_token_digest,
         })
     }
 

@@ -18,9 +18,14 @@ fn copy_shipped_config(root: &Path) -> u16 {
         .port();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     std::fs::create_dir_all(root.join("config/partners")).unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let main = std::fs::read_to_string(src.join("gatehouse.toml"))
         .unwrap()
-        .replace("127.0.0.1:8443", &format!("127.0.0.1:{port}"));
+        .replace("127.0.0.1:8443", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:9901", &admin.to_string());
     std::fs::write(root.join("config/gatehouse.toml"), main).unwrap();
     for entry in std::fs::read_dir(src.join("partners")).unwrap() {
         let entry = entry.unwrap();

@@ -31,6 +31,8 @@ pub enum Kind {
     Token,
     /// A data-plane request (or a refused attempt at one).
     Request,
+    /// An operator action through the admin listener (revocation).
+    Admin,
 }
 
 /// One audit record. Optional fields are omitted when unknown.

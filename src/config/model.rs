@@ -32,6 +32,7 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Key service for envelope-encrypted shares.
     pub keys: KeysConfig,
+    pub admin: AdminConfig,
     pub dev: DevConfig,
     pub stores: BTreeMap<String, StoreConfig>,
     pub shares: BTreeMap<String, ShareConfig>,
@@ -99,6 +100,16 @@ pub struct SigningKeyConfig {
 pub struct Limits {
     /// Largest object body accepted on PUT.
     pub max_put_bytes: u64,
+}
+
+/// The admin listener (loopback only, bearer-token authenticated).
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub addr: SocketAddr,
+    /// Bearer token for admin calls; created (0600) on first run when missing.
+    pub token_file: PathBuf,
+    /// Persisted revocations.
+    pub revocations_file: PathBuf,
 }
 
 /// Where data keys come from.

@@ -37,6 +37,8 @@ pub struct GatehouseFile {
     #[serde(default)]
     pub key_service: KeyServiceTable,
     #[serde(default)]
+    pub admin: AdminTable,
+    #[serde(default)]
     pub dev: DevTable,
     #[serde(default)]
     pub stores: BTreeMap<Spanned<String>, StoreTable>,
@@ -99,6 +101,15 @@ pub struct SigningKeyTable {
 #[serde(deny_unknown_fields)]
 pub struct LimitsTable {
     pub max_put_bytes: Option<Spanned<ByteSize>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTable {
+    pub addr: Option<Spanned<Addr>>,
+    pub token_file: Option<Spanned<String>>,
+    pub revocations_file: Option<Spanned<String>>,
 }
 
 /// `[key_service]`.

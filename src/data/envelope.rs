@@ -135,7 +135,10 @@ pub(super) async fn read(
             let opened = crypto::open_object(keys(state)?, at, &meta.metadata, plan, ciphertext)
                 .await
                 .map_err(crypto_refusal)?;
-            body::stream(body::paced(opened, pacings.download.clone()))
+            body::stream(body::guarded(
+                body::paced(opened, pacings.download.clone()),
+                access.cutoff.clone(),
+            ))
         }
     };
     let mut resp = Response::new(body);

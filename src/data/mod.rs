@@ -80,17 +80,17 @@ where
         Operation::GetObject { share, key, range }
         | Operation::HeadObject { share, key, range } => {
             let head = ctx.event.method == "HEAD";
-            let access = Access::check(&ps, &share, &key, Action::Read)?;
+            let access = Access::check(state, &session, &ps, &share, &key, Action::Read)?;
             let admission = admit(state, ctx, partner, Some(access.grant))?;
             object::read(state, ctx, &access, range, head, admission).await
         }
         Operation::PutObject { share, key } => {
-            let access = Access::check(&ps, &share, &key, Action::Write)?;
+            let access = Access::check(state, &session, &ps, &share, &key, Action::Write)?;
             let admission = admit(state, ctx, partner, Some(access.grant))?;
             object::put(state, ctx, &access, req, admission).await
         }
         Operation::DeleteObject { share, key } => {
-            let access = Access::check(&ps, &share, &key, Action::Delete)?;
+            let access = Access::check(state, &session, &ps, &share, &key, Action::Delete)?;
             admit(state, ctx, partner, Some(access.grant))?;
             let store = &share_of(state, &share)?.store;
             store
@@ -112,10 +112,14 @@ pub(crate) struct Access<'a> {
     action: Action,
     grant: usize,
     max_object_size: Option<u64>,
+    /// Ends transfers in flight when this access ends.
+    cutoff: crate::body::Cutoff,
 }
 
 impl<'a> Access<'a> {
     fn check(
+        state: &State,
+        auth: &auth::Session,
         session: &'a policy::Session<'a>,
         share: &str,
         key: &str,
@@ -131,6 +135,22 @@ impl<'a> Access<'a> {
         let allowed = policy::evaluate(&req)
             .into_result()
             .map_err(|d| denial_refusal(d, action))?;
+        let grant_end = session
+            .partner
+            .grants
+            .get(allowed.grant)
+            .and_then(|g| g.conditions.valid_until);
+        let cutoff = crate::body::Cutoff {
+            revocations: state.revocations.clone(),
+            partner: auth.partner.clone(),
+            session_id: auth.session_id.clone(),
+            issued_at: auth.issued_at,
+            deadline: policy::deadline(
+                policy::partner_end(session.partner),
+                std::iter::once(grant_end),
+                session.now,
+            ),
+        };
         Ok(Access {
             session,
             share: share.to_string(),
@@ -138,6 +158,7 @@ impl<'a> Access<'a> {
             action,
             grant: allowed.grant,
             max_object_size: allowed.max_object_size,
+            cutoff,
         })
     }
 
@@ -209,6 +230,12 @@ fn authenticate(
         })?;
     ctx.event.partner = Some(session.partner.clone());
     ctx.event.session_id = Some(session.session_id.clone());
+    if state
+        .revocations
+        .is_revoked(&session.partner, &session.session_id, session.issued_at)
+    {
+        return Err(Refusal::public(S3Error::InvalidToken, "revoked"));
+    }
     Ok(session)
 }
 

@@ -70,7 +70,10 @@ pub(super) async fn read(
         None => None,
     };
     let body = stream.map_or_else(body::empty, |s| {
-        body::stream(body::paced(s, pacings.download))
+        body::stream(body::guarded(
+            body::paced(s, pacings.download),
+            access.cutoff.clone(),
+        ))
     });
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
@@ -183,9 +186,12 @@ where
         content_length,
     };
     let counters = Arc::new(Upload::default());
-    let mut stream = body::paced(
-        body::upload(req.into_body(), limit, counters.clone()),
-        pacings.upload,
+    let mut stream = body::guarded(
+        body::paced(
+            body::upload(req.into_body(), limit, counters.clone()),
+            pacings.upload,
+        ),
+        access.cutoff.clone(),
     );
     let mut opts = opts;
     if encrypt {

@@ -133,6 +133,8 @@ pub struct Gateway {
     pub ca_pem: String,
     pub partners: BTreeMap<String, TestPartner>,
     pub state: Arc<gatehouse::state::State>,
+    /// The admin listener (health, revocation) of this gateway.
+    pub admin_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -159,6 +161,16 @@ impl Prepared {
             ),
         };
         let suffix = ulid::Ulid::new().to_string().to_lowercase();
+        // Every gateway gets its own admin port, so child processes never collide on 9901.
+        let admin = if setup.gateway_extra.contains("[admin]") {
+            String::new()
+        } else {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            format!("[admin]\naddr = \"{port}\"\n")
+        };
         let encrypt = if setup.encrypt {
             "encrypt = \"envelope\""
         } else {
@@ -194,6 +206,7 @@ bucket = "other-{suffix}"
 prefix = "other/"
 {encrypt}
 {extra}
+{admin}
 "#,
             max_put = setup.max_put_bytes,
             listener = setup.listener,
@@ -253,6 +266,13 @@ impl Gateway {
         let task = tokio::spawn(gatehouse::run(listener, state.clone(), async {
             let _ = rx.await;
         }));
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        tokio::spawn(gatehouse::admin::run(
+            admin,
+            state.clone(),
+            std::future::pending(),
+        ));
         let ca_pem = std::fs::read_to_string(ca_path).unwrap();
         let client = client_for(&ca_pem, false);
         Gateway {
@@ -263,6 +283,7 @@ impl Gateway {
             ca_pem,
             partners: p.partners,
             state,
+            admin_addr,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -488,6 +509,19 @@ impl Gateway {
             body.extend_from_slice(&c.unwrap());
         }
         (body, got.meta)
+    }
+
+    /// POSTs a revocation to the admin listener with the admin token; gives the status.
+    pub async fn revoke(&self, body: serde_json::Value) -> u16 {
+        let token = std::fs::read_to_string(&self.state.config.admin.token_file).unwrap();
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}/revoke", self.admin_addr))
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        resp.status().as_u16()
     }
 
     /// Stops accepting, drains, and waits for `run` to return.

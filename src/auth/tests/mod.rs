@@ -179,6 +179,11 @@ fn config(dir: &Path, partners: BTreeMap<String, PartnerConfig>) -> Config {
     };
     Config {
         token_limits: Default::default(),
+        admin: crate::config::AdminConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            token_file: dir.join("admin.token"),
+            revocations_file: dir.join("revocations.json"),
+        },
         keys: crate::config::KeysConfig {
             service: crate::config::KeyServiceConfig::Local {
                 file: dir.join("keys/local-kek.json"),

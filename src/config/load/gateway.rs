@@ -18,12 +18,12 @@ use super::report::FileReport;
 use super::storage::{self, FsRoot};
 use super::{access, checks};
 use crate::config::model::{
-    AuditConfig, Config, DevConfig, KeyServiceConfig, KeysConfig, Limits, ListenerConfig,
-    MAX_TOKEN_LIFETIME, SigningKeyConfig, TlsConfig, TokenConfig,
+    AdminConfig, AuditConfig, Config, DevConfig, KeyServiceConfig, KeysConfig, Limits,
+    ListenerConfig, MAX_TOKEN_LIFETIME, SigningKeyConfig, TlsConfig, TokenConfig,
 };
 use crate::config::raw::{
-    GatehouseFile, HumanDuration, KeyServiceTable, ListenerTable, SigningKeyTable, TlsTable,
-    TokenTable,
+    AdminTable, GatehouseFile, HumanDuration, KeyServiceTable, ListenerTable, SigningKeyTable,
+    TlsTable, TokenTable,
 };
 
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
@@ -61,6 +61,7 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
         }),
     };
     let keys = keys(f, raw.key_service, base, &data_dir);
+    let admin = admin(f, raw.admin, base, &data_dir);
     let dev = DevConfig {
         bootstrap: raw.dev.bootstrap.unwrap_or(false),
         dir: path_or(f, "dev.dir", raw.dev.dir, base, || data_dir.join("dev")),
@@ -75,6 +76,7 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
         token_limits,
         audit,
         keys,
+        admin,
         dev,
         stores: BTreeMap::new(),
         shares: BTreeMap::new(),
@@ -416,5 +418,33 @@ fn keys(f: &mut FileReport, raw: KeyServiceTable, base: &Path, data_dir: &Path) 
             Duration::from_secs(300),
         ),
         cache_capacity: positive(f, "key_service.cache_capacity", raw.cache_capacity, 10_000),
+    }
+}
+
+/// `[admin]`: loopback only until the admin listener speaks TLS.
+fn admin(f: &mut FileReport, raw: AdminTable, base: &Path, data_dir: &Path) -> AdminConfig {
+    let default = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9901);
+    let addr = match raw.addr {
+        Some(a) => {
+            let addr = a.get_ref().0;
+            if !addr.ip().is_loopback() {
+                f.value(&a, format!("admin.addr {addr} is not a loopback address; the admin listener has no TLS yet, so it must stay on loopback"));
+            }
+            addr
+        }
+        None => default,
+    };
+    AdminConfig {
+        addr,
+        token_file: path_or(f, "admin.token_file", raw.token_file, base, || {
+            data_dir.join("keys/admin.token")
+        }),
+        revocations_file: path_or(
+            f,
+            "admin.revocations_file",
+            raw.revocations_file,
+            base,
+            || data_dir.join("revocations.json"),
+        ),
     }
 }
