@@ -65,8 +65,13 @@ http {
   }
 }
 NGINX
+chmod 755 "$work"; chmod -R a+rX "$work/www"   # nginx workers run unprivileged
 nginx -c "$work/nginx.conf"
 sleep 0.5
+for url in "https://127.0.0.1:$nport/small.bin" "https://127.0.0.1:$gport/demo/small.bin"; do
+  code=$(curl -s --cacert "$ca" -H "Authorization: Bearer $TOKEN" -o /dev/null -w '%{http_code}' "$url")
+  [ "$code" = 200 ] || { echo "error: $url answered $code" >&2; exit 1; }
+done
 
 best_speed() { # url [header]
   local best=0 s
@@ -82,7 +87,11 @@ n_big=$(best_speed "https://127.0.0.1:$nport/big.bin")
 cat > "$work/auth.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 LUA
-rps() { wrk -t2 -c"$CONNS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
+rps() { # refuses to report a rate that includes error responses
+  local out; out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" "$@")
+  if grep -q "Non-2xx" <<<"$out"; then echo "error: non-2xx responses under load:" >&2; echo "$out" >&2; exit 1; fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
 g_rps=$(rps -s "$work/auth.lua" "https://127.0.0.1:$gport/demo/small.bin")
 n_rps=$(rps "https://127.0.0.1:$nport/small.bin")
 
