@@ -12,6 +12,7 @@
 //! - [`store`]: the `ObjectStore` trait; embedded `fs` and `s3`
 //! - [`crypto`]: envelope encryption at rest: KMS or local data keys, segmented streaming AEAD
 //! - [`s3api`]: S3 request parsing and XML responses, errors with request ids
+//! - [`dlp`]: detector packs, streaming detection, masking and tokenization of object bodies
 //! - [`audit`]: one JSON line per token event and data request
 //!
 //! Around them: [`config`] (TOML to typed config), [`bootstrap`] (first-run dev material),
@@ -28,6 +29,7 @@ pub mod client_ip;
 pub mod config;
 pub mod crypto;
 pub mod data;
+pub mod dlp;
 pub mod idle;
 pub mod listener;
 pub mod pipeline;

@@ -50,6 +50,11 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Data loss prevention tools.
+    Dlp {
+        #[command(subcommand)]
+        command: DlpCommand,
+    },
     /// Revoke a session, or every current session of a partner, on the running gateway.
     Revoke {
         #[arg(long, default_value = "config/gatehouse.toml")]
@@ -75,6 +80,24 @@ enum PolicyCommand {
     Explain(gatehouse::policy::explain::ExplainArgs),
 }
 
+#[derive(Subcommand)]
+enum DlpCommand {
+    /// Scan a file (or `-` for stdin) with the gateway's DLP engine: masked output on stdout.
+    Scan {
+        /// Directory of detector files (`*.toml`); the built-in pack when absent.
+        #[arg(long)]
+        patterns: Option<PathBuf>,
+        /// How to read the input.
+        #[arg(long, value_enum, default_value_t)]
+        format: gatehouse::dlp::cli::Format,
+        /// Write one JSON line per finding (offsets, entity, detector, action) to this file.
+        #[arg(long)]
+        findings: Option<PathBuf>,
+        /// Input file, or `-` for stdin.
+        input: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
@@ -97,6 +120,20 @@ fn main() -> ExitCode {
             Command::Policy {
                 command: PolicyCommand::Explain(args),
             } => gatehouse::policy::explain::run(&args),
+            Command::Dlp {
+                command:
+                    DlpCommand::Scan {
+                        patterns,
+                        format,
+                        findings,
+                        input,
+                    },
+            } => gatehouse::dlp::cli::scan(&gatehouse::dlp::cli::ScanArgs {
+                patterns,
+                format,
+                findings,
+                input,
+            }),
             Command::Token {
                 profile,
                 json,

@@ -1,0 +1,362 @@
+//! The compiled engine: a pack's detectors filtered and given actions by a profile.
+//!
+//! Takes a [`Pack`] and a [`Profile`]; gives an [`Engine`] holding one Aho-Corasick DFA for
+//! every keyword and context word (the words open candidate windows for their detectors), and
+//! one DFA over the regexes of the detectors that have neither (the keyword-free set; its match
+//! events open their windows). Both run over every byte in interleaved lanes; per-detector
+//! regexes then confirm inside the windows. Per-stream state lives in a `Scanner`; an `Engine`
+//! is immutable and shared.
+//! [`Engine::compile`] fails with every problem of the profile at once (unknown detector ids or
+//! entities, mask characters, keyed actions without a key).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use aho_corasick::MatchKind;
+use aws_lc_rs::hmac;
+use parking_lot::Mutex;
+use regex_automata::dfa::dense;
+use regex_automata::meta;
+use regex_automata::util::captures::Captures;
+
+use super::action::{Action, Profile};
+use super::detector::Detector;
+use super::pattern::{Pack, PatternError};
+use super::stream::{ScanMode, Scanner};
+
+/// What opens a detector's candidate windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// Its keywords, or its context words when it has no keywords.
+    Words,
+    /// Its regex's match events in the keyword-free set DFA.
+    Set,
+    /// Everywhere: the set DFA would exceed its size limit, so the regex searches the stream.
+    Everywhere,
+}
+
+/// A detector as the engine runs it.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub det: Detector,
+    pub action: Action,
+    pub trigger: Trigger,
+}
+
+/// The keyword-free detectors' regexes in one DFA that reports every match end.
+#[derive(Debug)]
+pub(crate) struct SetDfa {
+    pub dfa: Arc<dense::DFA<Vec<u32>>>,
+    /// Slot of each pattern.
+    pub slots: Vec<u32>,
+    /// Longest `max_len` among them: the lanes' warm-up.
+    pub warm: usize,
+}
+
+/// One keyword or context word of the automaton.
+#[derive(Debug, Default)]
+pub(crate) struct Word {
+    pub len: usize,
+    /// Detectors whose candidate windows this word opens.
+    pub triggers: Vec<u32>,
+    pub keyword_of: Vec<u32>,
+    pub context_of: Vec<u32>,
+}
+
+/// The profile does not fit the pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileErrors(pub Vec<String>);
+
+impl fmt::Display for ProfileErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for ProfileErrors {}
+
+/// Detectors, automata and actions for one profile over one pack.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) ac: Option<aho_corasick::dfa::DFA>,
+    pub(crate) words: Vec<Word>,
+    pub(crate) max_word: usize,
+    pub(crate) set: Option<SetDfa>,
+    /// Look-ahead after which every candidate start is final (largest detector horizon).
+    pub(crate) horizon: usize,
+    /// Bytes kept before the frontier: the widest context window plus boundary bytes.
+    pub(crate) lookback: usize,
+    pub(crate) key: Option<hmac::Key>,
+    profile: String,
+    pack_version: String,
+    /// Regex caches of finished scanners, for the next ones.
+    pool: Mutex<Vec<CacheSet>>,
+}
+
+/// One scanner's regex caches (created on first use) and capture slots, per detector.
+type CacheSet = (Vec<Option<meta::Cache>>, Vec<Option<Captures>>);
+
+/// Cache sets kept for reuse; more concurrent scanners than this create fresh ones.
+const POOL: usize = 64;
+
+impl Engine {
+    /// Compiles `profile` over `pack`.
+    pub fn compile(pack: &Pack, profile: &Profile) -> Result<Engine, ProfileErrors> {
+        let mut errors = profile.check_actions();
+        let entities = pack.entities();
+        for entity in profile.actions.keys() {
+            if !entities.iter().any(|e| **e == **entity) {
+                errors.push(format!(
+                    "profile `{}`: unknown entity `{entity}`",
+                    profile.name
+                ));
+            }
+        }
+        let selected: Vec<&Detector> = match &profile.detectors {
+            None => pack.detectors.iter().collect(),
+            Some(ids) => {
+                for id in ids {
+                    if !pack.detectors.iter().any(|d| *d.id == **id) {
+                        errors.push(format!(
+                            "profile `{}`: unknown detector `{id}`",
+                            profile.name
+                        ));
+                    }
+                }
+                pack.detectors
+                    .iter()
+                    .filter(|d| ids.iter().any(|id| **id == *d.id))
+                    .collect()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ProfileErrors(errors));
+        }
+        let slots = selected
+            .iter()
+            .map(|d| ((*d).clone(), profile.action_for(&d.entity)))
+            .collect();
+        let key = profile.key.as_ref().map(|k| k.hmac_key());
+        let set_dfa = |set: &[u32]| {
+            let ids: Vec<&str> = set.iter().map(|&i| &*selected[i as usize].id).collect();
+            pack.set_dfa(&ids)
+        };
+        build(slots, key, &profile.name, pack.version(), set_dfa)
+            .map_err(|e| ProfileErrors(vec![e]))
+    }
+
+    /// A scanner for one stream.
+    pub fn scanner(self: &Arc<Self>, mode: ScanMode) -> Scanner {
+        Scanner::new(Arc::clone(self), mode)
+    }
+
+    /// Name of the profile this engine was compiled from.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// Version of the pack this engine was compiled from.
+    pub fn pack_version(&self) -> &str {
+        &self.pack_version
+    }
+
+    /// `(detector id, entity, action)` for every detector that runs.
+    pub fn detectors(&self) -> impl Iterator<Item = (&str, &str, Action)> {
+        self.slots
+            .iter()
+            .map(|s| (&*s.det.id, &*s.det.entity, s.action))
+    }
+
+    /// Largest number of bytes a scanner holds back (carry-over) between chunks.
+    pub fn carry_over(&self) -> usize {
+        self.horizon + self.lookback
+    }
+
+    pub(crate) fn take_caches(&self) -> CacheSet {
+        self.pool.lock().pop().unwrap_or_else(|| {
+            let caches = self.slots.iter().map(|_| None).collect();
+            let caps = self.slots.iter().map(|s| s.det.create_captures()).collect();
+            (caches, caps)
+        })
+    }
+
+    pub(crate) fn return_caches(
+        &self,
+        caches: Vec<Option<meta::Cache>>,
+        caps: Vec<Option<Captures>>,
+    ) {
+        let mut pool = self.pool.lock();
+        if pool.len() < POOL && caches.len() == self.slots.len() {
+            pool.push((caches, caps));
+        }
+    }
+
+    /// Whether any detector's action is `block`.
+    pub fn can_block(&self) -> bool {
+        self.slots.iter().any(|s| s.action == Action::Block)
+    }
+}
+
+pub(crate) fn build(
+    slots: Vec<(Detector, Action)>,
+    key: Option<hmac::Key>,
+    profile: &str,
+    pack_version: &str,
+    set_dfa: impl FnOnce(&[u32]) -> Option<Arc<dense::DFA<Vec<u32>>>>,
+) -> Result<Engine, String> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut words: Vec<Word> = Vec::new();
+    let mut patterns: Vec<String> = Vec::new();
+    let mut engine_slots = Vec::new();
+    for (i, (det, action)) in slots.into_iter().enumerate() {
+        let i = i as u32;
+        let listed = det.keywords.iter().map(|k| (k, true, true));
+        let context = det
+            .context
+            .iter()
+            .map(|c| (c, false, det.keywords.is_empty()));
+        for (w, is_keyword, triggers) in listed.chain(context) {
+            let at = *index.entry(w.clone()).or_insert_with(|| {
+                patterns.push(w.clone());
+                words.push(Word {
+                    len: w.len(),
+                    ..Word::default()
+                });
+                words.len() - 1
+            });
+            let word = &mut words[at];
+            let list = if is_keyword {
+                &mut word.keyword_of
+            } else {
+                &mut word.context_of
+            };
+            if !list.contains(&i) {
+                list.push(i);
+            }
+            if triggers && !word.triggers.contains(&i) {
+                word.triggers.push(i);
+            }
+        }
+        let trigger = if det.keywords.is_empty() && det.context.is_empty() {
+            Trigger::Set
+        } else {
+            Trigger::Words
+        };
+        engine_slots.push(Slot {
+            det,
+            action,
+            trigger,
+        });
+    }
+    let ac = if patterns.is_empty() {
+        None
+    } else {
+        let ac = aho_corasick::dfa::DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .start_kind(aho_corasick::StartKind::Unanchored)
+            .prefilter(false)
+            .build(&patterns)
+            .map_err(|e| format!("keywords do not compile: {e}"))?;
+        Some(ac)
+    };
+    let set_slots: Vec<u32> = (0..engine_slots.len() as u32)
+        .filter(|&i| engine_slots[i as usize].trigger == Trigger::Set)
+        .collect();
+    let set = match set_slots.is_empty() {
+        true => None,
+        false => match set_dfa(&set_slots) {
+            Some(dfa) => Some(SetDfa {
+                dfa,
+                warm: set_slots
+                    .iter()
+                    .map(|&i| engine_slots[i as usize].det.max_len)
+                    .max()
+                    .unwrap_or(0),
+                slots: set_slots,
+            }),
+            None => {
+                for &i in &set_slots {
+                    engine_slots[i as usize].trigger = Trigger::Everywhere;
+                }
+                None
+            }
+        },
+    };
+    Ok(Engine {
+        horizon: engine_slots
+            .iter()
+            .map(|s| s.det.horizon())
+            .max()
+            .unwrap_or(1),
+        lookback: engine_slots
+            .iter()
+            .map(|s| s.det.context_window)
+            .max()
+            .unwrap_or(0)
+            + 2,
+        max_word: patterns.iter().map(String::len).max().unwrap_or(1),
+        slots: engine_slots,
+        ac,
+        words,
+        set,
+        key,
+        profile: profile.to_string(),
+        pack_version: pack_version.to_string(),
+        pool: Mutex::new(Vec::new()),
+    })
+}
+
+/// Runs one detector's examples and negative examples through an engine holding only it.
+pub(crate) fn check_examples(det: &Detector) -> Vec<PatternError> {
+    let err = |line, reason| PatternError {
+        file: det.source.to_string(),
+        line,
+        reason,
+    };
+    let action = Action::Mask {
+        with: '*',
+        keep_last: 0,
+    };
+    let set_dfa = |_: &[u32]| {
+        super::detector::compile_set_dfa(&[&*det.hir])
+            .ok()
+            .map(Arc::new)
+    };
+    let engine = match build(vec![(det.clone(), action)], None, "examples", "", set_dfa) {
+        Ok(e) => Arc::new(e),
+        Err(e) => return vec![err(det.line, e)],
+    };
+    let mut errors = Vec::new();
+    for ex in &det.examples {
+        let found = super::stream::findings_in(&engine, ex.text.as_bytes());
+        let text = |f: &super::stream::Finding| {
+            String::from_utf8_lossy(&ex.text.as_bytes()[f.start as usize..f.end as usize])
+                .into_owned()
+        };
+        let texts: Vec<String> = found.iter().map(text).collect();
+        if !texts.contains(&ex.expect) {
+            let reason = format!(
+                "detector `{}`: example {:?} should give {:?}, gives {:?}",
+                det.id, ex.text, ex.expect, texts
+            );
+            errors.push(err(ex.line, reason));
+        }
+    }
+    for ex in &det.negative_examples {
+        let found = super::stream::findings_in(&engine, ex.text.as_bytes());
+        if let Some(f) = found.first() {
+            let value = &ex.text.as_bytes()[f.start as usize..f.end as usize];
+            let reason = format!(
+                "detector `{}`: negative example {:?} gives {:?}",
+                det.id,
+                ex.text,
+                String::from_utf8_lossy(value)
+            );
+            errors.push(err(ex.line, reason));
+        }
+    }
+    errors
+}

@@ -1,0 +1,400 @@
+//! Streaming scan: chunks in, transformed chunks and findings out, in constant memory.
+//!
+//! Takes an [`Engine`] and the chunks of one stream; gives the transformed stream (chunk-in,
+//! chunk-out: only the carry-over is held back) and [`Finding`]s by absolute byte offset. The
+//! result does not depend on how the stream is cut into chunks: a candidate start is decided
+//! only once the look-ahead it needs (`max_len` + context window + 1) has arrived, and every
+//! position is searched once per detector. Overlaps are resolved by earliest start, then
+//! longest, then nearest context word (so `SSN: x, routing: y` gives each number its own
+//! entity), then higher `priority`, then pack order; the loser is dropped. Nothing here fails:
+//! a scanner always ends, and never logs what it matched.
+//!
+//! Memory per scanner: the carry-over (`Engine::carry_over`), the chunk being processed, the
+//! words and candidates inside the carry-over, and the findings not yet drained (turn them off
+//! with [`Scanner::keep_findings`]; the counts in [`Summary`] are always kept).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use regex_automata::meta;
+use regex_automata::util::captures::Captures;
+
+use super::action::{Action, apply};
+use super::engine::{Engine, Trigger};
+
+mod search;
+
+/// Unchanged runs at least this long are passed on as slices of the input, without copying.
+const ZERO_COPY_MIN: usize = 4096;
+
+/// Whether a scanner produces output or only findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanMode {
+    /// Output the transformed stream.
+    Transform,
+    /// Findings only (pre-scans, inbound classification); `push` leaves `out` empty.
+    Detect,
+}
+
+/// One resolved finding. Never holds the matched bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Absolute byte offsets in the input stream, end exclusive.
+    pub start: u64,
+    pub end: u64,
+    pub entity: Arc<str>,
+    pub detector: Arc<str>,
+    pub action: Action,
+}
+
+/// Per-detector totals for one stream (for the audit event: never the values).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// `(entity, detector, action, count)` for each detector with at least one finding.
+    pub counts: Vec<(Arc<str>, Arc<str>, Action, u64)>,
+    /// A finding whose action is `block` was seen.
+    pub blocked: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Summary {
+    /// Total findings.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.3).sum()
+    }
+}
+
+/// A candidate finding that passed its detector's checks, not yet resolved against others.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    start: u64,
+    end: u64,
+    /// Bytes between the value and its nearest context word (0 without context).
+    context: u32,
+    slot: u32,
+}
+
+/// A keyword or context word occurrence.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    start: u64,
+    end: u64,
+    word: u32,
+}
+
+/// The scan state of one stream.
+pub struct Scanner {
+    engine: Arc<Engine>,
+    mode: ScanMode,
+    /// Input bytes `[base, base + buf.len())`: the carry-over and the newest chunk.
+    buf: Vec<u8>,
+    base: u64,
+    /// Word occurrences ending at or before this are in `hits`.
+    ac_end: u64,
+    /// Word occurrences in the carry-over, ordered by end.
+    hits: VecDeque<Hit>,
+    /// Per slot: inclusive ranges of candidate starts opened by its words, ascending.
+    triggers: Vec<VecDeque<(u64, u64)>>,
+    /// Per slot: the next candidate start it considers.
+    next: Vec<u64>,
+    /// The set DFA's events ending before this are in `triggers`.
+    set_next: u64,
+    /// Scratch for the lanes' match events.
+    events: Vec<(usize, u32)>,
+    pending: Vec<Candidate>,
+    /// End of the last chosen finding; candidates starting before it lose.
+    covered_until: u64,
+    /// Every candidate starting before this is decided (and output emitted up to here).
+    frontier: u64,
+    /// Input chunks not yet emitted, from `emit`.
+    input: VecDeque<Bytes>,
+    emit: u64,
+    out_buf: BytesMut,
+    findings: Vec<Finding>,
+    keep_findings: bool,
+    counts: Vec<u64>,
+    blocked: bool,
+    bytes_out: u64,
+    finished: bool,
+    /// Regex caches, borrowed from the engine's pool and given back on drop: the lazy DFAs
+    /// they hold stay warm from one stream to the next.
+    caches: Vec<Option<meta::Cache>>,
+    caps: Vec<Option<Captures>>,
+}
+
+impl Drop for Scanner {
+    fn drop(&mut self) {
+        let caches = std::mem::take(&mut self.caches);
+        let caps = std::mem::take(&mut self.caps);
+        self.engine.return_caches(caches, caps);
+    }
+}
+
+impl Scanner {
+    pub(crate) fn new(engine: Arc<Engine>, mode: ScanMode) -> Scanner {
+        let n = engine.slots.len();
+        let (caches, caps) = engine.take_caches();
+        let everywhere = |s: &super::engine::Slot| s.trigger == Trigger::Everywhere;
+        Scanner {
+            caches,
+            caps,
+            mode,
+            buf: Vec::new(),
+            base: 0,
+            ac_end: 0,
+            hits: VecDeque::new(),
+            triggers: engine
+                .slots
+                .iter()
+                .map(|s| everywhere(s).then_some((0, u64::MAX)).into_iter().collect())
+                .collect(),
+            next: vec![0; n],
+            set_next: 0,
+            events: Vec::new(),
+            pending: Vec::new(),
+            covered_until: 0,
+            frontier: 0,
+            input: VecDeque::new(),
+            emit: 0,
+            out_buf: BytesMut::new(),
+            findings: Vec::new(),
+            keep_findings: true,
+            counts: vec![0; n],
+            blocked: false,
+            bytes_out: 0,
+            finished: false,
+            engine,
+        }
+    }
+
+    /// Whether findings are kept for [`Scanner::drain_findings`] (default) or only counted.
+    pub fn keep_findings(&mut self, keep: bool) {
+        self.keep_findings = keep;
+    }
+
+    /// Scans the next chunk; appends the output that is now final to `out`.
+    pub fn push(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) {
+        assert!(!self.finished, "push after finish");
+        if chunk.is_empty() {
+            return;
+        }
+        self.buf.extend_from_slice(&chunk);
+        if self.mode == ScanMode::Transform {
+            self.input.push_back(chunk);
+        }
+        self.process(false, out);
+    }
+
+    /// Ends the stream: decides the rest and appends the remaining output to `out`.
+    pub fn finish(&mut self, out: &mut Vec<Bytes>) {
+        if !self.finished {
+            self.finished = true;
+            self.process(true, out);
+        }
+    }
+
+    /// The findings decided so far and not yet drained, in stream order.
+    pub fn drain_findings(&mut self) -> std::vec::Drain<'_, Finding> {
+        self.findings.drain(..)
+    }
+
+    /// Whether a `block` finding has been decided.
+    pub fn blocked(&self) -> bool {
+        self.blocked
+    }
+
+    /// Totals so far.
+    pub fn summary(&self) -> Summary {
+        let counts = self
+            .engine
+            .slots
+            .iter()
+            .zip(&self.counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| (s.det.entity.clone(), s.det.id.clone(), s.action, *n))
+            .collect();
+        Summary {
+            counts,
+            blocked: self.blocked,
+            bytes_in: self.base + self.buf.len() as u64,
+            bytes_out: self.bytes_out,
+        }
+    }
+
+    fn avail(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    fn rel(&self, abs: u64) -> usize {
+        (abs - self.base) as usize
+    }
+
+    fn process(&mut self, end: bool, out: &mut Vec<Bytes>) {
+        let engine = Arc::clone(&self.engine);
+        let avail = self.avail();
+        self.scan_words(avail);
+        self.scan_set(avail, end);
+        let limit = |h: usize| {
+            if end {
+                avail
+            } else {
+                avail.saturating_sub(h as u64)
+            }
+        };
+        for (i, slot) in engine.slots.iter().enumerate() {
+            self.enumerate_windows(i, limit(slot.det.horizon()));
+        }
+        let frontier = limit(engine.horizon);
+        if frontier > self.frontier || end {
+            self.decide(frontier, out);
+            self.frontier = frontier;
+        }
+        self.flush(out);
+        self.trim();
+    }
+
+    /// Resolves the candidates starting before `frontier` and emits output up to it.
+    fn decide(&mut self, frontier: u64, out: &mut Vec<Bytes>) {
+        let engine = Arc::clone(&self.engine);
+        let prio = |c: &Candidate| engine.slots[c.slot as usize].det.priority;
+        self.pending.sort_unstable_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then((b.end - b.start).cmp(&(a.end - a.start)))
+                .then(a.context.cmp(&b.context))
+                .then(prio(b).cmp(&prio(a)))
+                .then(a.slot.cmp(&b.slot))
+        });
+        let n = self.pending.partition_point(|c| c.start < frontier);
+        let mut decided = std::mem::take(&mut self.pending);
+        self.pending = decided.split_off(n);
+        for c in decided {
+            if c.start < self.covered_until {
+                continue;
+            }
+            self.covered_until = c.end;
+            self.choose(c, out);
+        }
+        self.copy_until(frontier, out);
+    }
+
+    fn choose(&mut self, c: Candidate, out: &mut Vec<Bytes>) {
+        let engine = Arc::clone(&self.engine);
+        let slot = &engine.slots[c.slot as usize];
+        self.counts[c.slot as usize] += 1;
+        self.blocked |= slot.action == Action::Block;
+        if self.keep_findings {
+            self.findings.push(Finding {
+                start: c.start,
+                end: c.end,
+                entity: slot.det.entity.clone(),
+                detector: slot.det.id.clone(),
+                action: slot.action,
+            });
+        }
+        if self.mode == ScanMode::Transform {
+            self.copy_until(c.start, out);
+            let value = &self.buf[self.rel(c.start)..self.rel(c.end)];
+            apply(
+                slot.action,
+                &slot.det.entity,
+                value,
+                engine.key.as_ref(),
+                &mut self.out_buf,
+            );
+            self.advance_input(c.end, None);
+        }
+    }
+
+    /// Emits the input up to `to` unchanged.
+    fn copy_until(&mut self, to: u64, out: &mut Vec<Bytes>) {
+        if self.mode == ScanMode::Transform {
+            self.advance_input(to, Some(out));
+        }
+    }
+
+    /// Moves `emit` to `to`, copying the bytes to the output when `out` is given.
+    fn advance_input(&mut self, to: u64, mut out: Option<&mut Vec<Bytes>>) {
+        while self.emit < to {
+            let Some(front) = self.input.front_mut() else {
+                break;
+            };
+            let n = front.len().min((to - self.emit) as usize);
+            match out.as_deref_mut() {
+                Some(out) if n >= ZERO_COPY_MIN => {
+                    if !self.out_buf.is_empty() {
+                        let done = self.out_buf.split().freeze();
+                        self.bytes_out += done.len() as u64;
+                        out.push(done);
+                    }
+                    self.bytes_out += n as u64;
+                    out.push(front.split_to(n));
+                }
+                Some(_) => {
+                    self.out_buf.extend_from_slice(&front[..n]);
+                    front.advance(n);
+                }
+                None => front.advance(n),
+            }
+            self.emit += n as u64;
+            if front.is_empty() {
+                self.input.pop_front();
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Bytes>) {
+        if !self.out_buf.is_empty() {
+            let done = self.out_buf.split().freeze();
+            self.bytes_out += done.len() as u64;
+            out.push(done);
+        }
+    }
+
+    /// Drops bytes and words no future candidate can look at.
+    fn trim(&mut self) {
+        let lookback = self.engine.lookback as u64;
+        let keep = self
+            .frontier
+            .saturating_sub(lookback)
+            .min(self.ac_end.saturating_sub(self.engine.max_word as u64))
+            .max(self.base);
+        let dead = (keep - self.base) as usize;
+        if dead > 0 && dead >= self.buf.len() / 2 {
+            self.buf.drain(..dead);
+            self.base = keep;
+        }
+        while self
+            .hits
+            .front()
+            .is_some_and(|h| h.end + lookback < self.frontier)
+        {
+            self.hits.pop_front();
+        }
+    }
+}
+
+/// Findings of a whole buffer (one push, then finish).
+pub fn findings_in(engine: &Arc<Engine>, data: &[u8]) -> Vec<Finding> {
+    let mut s = engine.scanner(ScanMode::Detect);
+    let mut out = Vec::new();
+    s.push(Bytes::copy_from_slice(data), &mut out);
+    s.finish(&mut out);
+    s.drain_findings().collect()
+}
+
+/// Transformed bytes and findings of a whole buffer.
+pub fn transform(engine: &Arc<Engine>, data: &[u8]) -> (Vec<u8>, Vec<Finding>, Summary) {
+    let mut s = engine.scanner(ScanMode::Transform);
+    let mut out = Vec::new();
+    s.push(Bytes::copy_from_slice(data), &mut out);
+    s.finish(&mut out);
+    let bytes = out.iter().flat_map(|b| b.iter().copied()).collect();
+    let findings = s.drain_findings().collect();
+    (bytes, findings, s.summary())
+}
+
+#[cfg(test)]
+mod tests;
