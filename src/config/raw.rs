@@ -59,8 +59,7 @@ pub struct ListenerTable {
     pub max_header_bytes: Option<Spanned<ByteSize>>,
     #[serde(default)]
     pub trusted_proxies: Vec<access::Cidr>,
-    #[serde(default)]
-    pub proxy_protocol: bool,
+    pub proxy_protocol: Option<Spanned<bool>>,
 }
 
 /// `[tls]`.

@@ -113,8 +113,15 @@ fn listener(f: &mut FileReport, raw: ListenerTable) -> ListenerConfig {
             16384,
         ))
         .unwrap_or(usize::MAX),
+        proxy_protocol: match &raw.proxy_protocol {
+            Some(p) if *p.get_ref() && raw.trusted_proxies.is_empty() => {
+                f.value(p, "listener.proxy_protocol = true needs listener.trusted_proxies: only trusted peers are read for a PROXY header");
+                false
+            }
+            Some(p) => *p.get_ref(),
+            None => false,
+        },
         trusted_proxies: raw.trusted_proxies.into_iter().map(|c| c.0).collect(),
-        proxy_protocol: raw.proxy_protocol,
     }
 }
 

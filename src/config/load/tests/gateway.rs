@@ -278,3 +278,22 @@ fn assertion_lifetime_must_fit_the_token_client() {
     let line = line_of(&text, "max_assertion_lifetime");
     assert_error(&errors, "gatehouse.toml", Some(line), &["at least 60s"]);
 }
+
+#[test]
+fn proxy_protocol_needs_trusted_proxies() {
+    let f = Fixture::valid();
+    // Insert into an existing [listener] table when the fixture has one, else add one.
+    let text = if GATEHOUSE.contains("[listener]") {
+        GATEHOUSE.replacen("[listener]", "[listener]\nproxy_protocol = true", 1)
+    } else {
+        format!("{GATEHOUSE}[listener]\nproxy_protocol = true\n")
+    };
+    f.write("config/gatehouse.toml", &text);
+    let errors = f.errors();
+    assert_error(
+        &errors,
+        "gatehouse.toml",
+        Some(line_of(&text, "proxy_protocol")),
+        &["needs listener.trusted_proxies"],
+    );
+}
