@@ -53,7 +53,7 @@ fn quickstart_on_the_shipped_config() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let up = (0..200).any(|_| {
+    let up = (0..400).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });

@@ -38,7 +38,7 @@ impl ChildGateway {
             .stderr(log)
             .spawn()
             .unwrap();
-        for _ in 0..200 {
+        for _ in 0..400 {
             if std::net::TcpStream::connect(prepared.addr).is_ok() {
                 return ChildGateway { child, prepared };
             }

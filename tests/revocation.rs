@@ -200,7 +200,7 @@ async fn revocation_survives_a_restart() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..200 {
+        for _ in 0..400 {
             if std::net::TcpStream::connect(prepared.addr).is_ok()
                 && std::net::TcpStream::connect(admin).is_ok()
             {

@@ -181,7 +181,7 @@ impl Prepared {
 data_dir = "data"
 [listener]
 addr = "{addr}"
-shutdown_grace = "5s"
+{grace}
 {listener}
 [tls]
 dev_names = ["localhost", "127.0.0.1"]
@@ -210,6 +210,11 @@ prefix = "other/"
 "#,
             max_put = setup.max_put_bytes,
             listener = setup.listener,
+            grace = if setup.listener.contains("shutdown_grace") {
+                ""
+            } else {
+                "shutdown_grace = \"5s\""
+            },
             extra = setup.gateway_extra
         );
         let cfg_dir = dir.path().join("config");
