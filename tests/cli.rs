@@ -27,6 +27,16 @@ fn copy_shipped_config(root: &Path) -> u16 {
         .replace("127.0.0.1:8443", &format!("127.0.0.1:{port}"))
         .replace("127.0.0.1:9901", &admin.to_string());
     std::fs::write(root.join("config/gatehouse.toml"), main).unwrap();
+    let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("dlp-patterns");
+    std::fs::create_dir_all(root.join("dlp-patterns")).unwrap();
+    for entry in std::fs::read_dir(patterns).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            root.join("dlp-patterns").join(entry.file_name()),
+        )
+        .unwrap();
+    }
     for entry in std::fs::read_dir(src.join("partners")).unwrap() {
         let entry = entry.unwrap();
         if entry.path().extension().is_some_and(|e| e == "toml") {
@@ -177,6 +187,23 @@ fn quickstart_on_the_shipped_config() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+
+    // A broken detector file is reported by `check` with its file and line.
+    let bad = root.path().join("dlp-patterns/zz-broken.toml");
+    std::fs::write(
+        &bad,
+        "[[detector]]\nid = \"broken\"\nentity = \"X\"\nregex = \"(unclosed\"\nmax_len = 10\n",
+    )
+    .unwrap();
+    let out = gatehouse()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("zz-broken.toml:"), "{err}");
+    std::fs::remove_file(&bad).unwrap();
 
     // A broken partner file: every error reported at once with file and line, exit 64.
     let demo = root.path().join("config/partners/demo.toml");

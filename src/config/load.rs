@@ -83,6 +83,18 @@ fn load_files(path: &Path, with_partners: bool) -> Result<Config, ConfigErrors> 
     let Some(mut gateway) = gateway else {
         return Err(report.into_errors()); // gatehouse.toml did not deserialise
     };
+    // Detector files are checked with everything else, each error with its file and line.
+    if with_partners && let Some(dir) = &gateway.config.dlp_patterns_dir {
+        if let Err(errors) = crate::dlp::Pack::load_dir(dir) {
+            for e in errors.0 {
+                report.push(
+                    Path::new(&e.file),
+                    (e.line > 0).then_some(e.line),
+                    format!("DLP pattern: {}", e.reason),
+                );
+            }
+        }
+    }
     let source = base.join(path.file_name().map_or(path, Path::new));
     let mut protected = storage::gateway_paths(&gateway.config, &source, &partners_dir);
     for p in &partners {

@@ -23,6 +23,8 @@ pub struct Config {
     /// Path of `gatehouse.toml` as given.
     pub source: PathBuf,
     pub data_dir: PathBuf,
+    /// Directory of DLP detector files (`*.toml`); `None`: the built-in pack.
+    pub dlp_patterns_dir: Option<PathBuf>,
     pub listener: ListenerConfig,
     pub tls: TlsConfig,
     pub token: TokenConfig,

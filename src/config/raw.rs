@@ -22,6 +22,7 @@ pub use values::{ActionName, Addr, ByteSize, Date, HumanDuration, Status, StoreK
 pub struct GatehouseFile {
     pub data_dir: Option<Spanned<String>>,
     pub partners_dir: Option<Spanned<String>>,
+    pub dlp_patterns_dir: Option<Spanned<String>>,
     #[serde(default)]
     pub listener: ListenerTable,
     #[serde(default)]

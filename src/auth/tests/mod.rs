@@ -193,6 +193,7 @@ fn config(dir: &Path, partners: BTreeMap<String, PartnerConfig>) -> Config {
         },
         source: dir.join("gatehouse.toml"),
         data_dir: dir.join("data"),
+        dlp_patterns_dir: None,
         listener: ListenerConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             max_connections: 64,

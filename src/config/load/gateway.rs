@@ -66,9 +66,11 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
         bootstrap: raw.dev.bootstrap.unwrap_or(false),
         dir: path_or(f, "dev.dir", raw.dev.dir, base, || data_dir.join("dev")),
     };
+    let dlp_patterns_dir = raw.dlp_patterns_dir.map(|d| base.join(d.get_ref()));
     let mut config = Config {
         source: f.src.path.clone(),
         data_dir,
+        dlp_patterns_dir,
         listener,
         tls,
         token,
