@@ -84,15 +84,17 @@ fn load_files(path: &Path, with_partners: bool) -> Result<Config, ConfigErrors> 
         return Err(report.into_errors()); // gatehouse.toml did not deserialise
     };
     // Detector files are checked with everything else, each error with its file and line.
-    if with_partners && let Some(dir) = &gateway.config.dlp_patterns_dir {
-        if let Err(errors) = crate::dlp::Pack::load_dir(dir) {
-            for e in errors.0 {
-                report.push(
-                    Path::new(&e.file),
-                    (e.line > 0).then_some(e.line),
-                    format!("DLP pattern: {}", e.reason),
-                );
-            }
+    if with_partners
+        && let Some(dir) = &gateway.config.dlp_patterns_dir
+        && let Err(errors) = crate::dlp::Pack::load_dir(dir)
+    {
+        for e in errors.0 {
+            let line = (e.line > 0).then_some(e.line);
+            report.push(
+                Path::new(&e.file),
+                line,
+                format!("DLP pattern: {}", e.reason),
+            );
         }
     }
     let source = base.join(path.file_name().map_or(path, Path::new));
