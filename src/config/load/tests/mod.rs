@@ -145,6 +145,16 @@ fn copy_shipped_config(f: &Fixture) {
         let text = std::fs::read_to_string(shipped.join(rel)).unwrap();
         f.write(&format!("config/{rel}"), &text);
     }
+    // The shipped file names ../dlp-patterns: bring the detector files along.
+    let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("dlp-patterns");
+    for entry in std::fs::read_dir(patterns).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        f.write(
+            &format!("dlp-patterns/{name}"),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+    }
 }
 
 #[test]
