@@ -6,7 +6,6 @@
 //! Private keys are written with mode 0600, atomically (temp file, then rename). Fails with
 //! the path that could not be written.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -177,12 +176,15 @@ async fn demo_objects(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
                 bucket: &share.bucket,
                 key: &ikey,
             };
-            let sealed =
-                crate::crypto::seal_object(keys, share.key_id.as_deref(), &share.name, at, stream)
-                    .await?;
-            opts.metadata.extend(sealed.metadata);
-            opts.content_length = opts.content_length.and_then(crate::crypto::ciphertext_size);
-            stream = sealed.body;
+            (stream, opts) = crate::crypto::seal_for_put(
+                keys,
+                share.key_id.as_deref(),
+                &share.name,
+                at,
+                stream,
+                opts,
+            )
+            .await?;
         }
         store.put(&ikey, stream, opts).await?;
     }
@@ -197,22 +199,11 @@ fn read(path: &Path) -> Result<String> {
 
 /// Writes a file atomically; private files get mode 0600.
 fn write_file(path: &Path, data: &[u8], private: bool) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 })
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    let mode = if private {
+        crate::atomic_file::PRIVATE
+    } else {
+        crate::atomic_file::PUBLIC
+    };
+    crate::atomic_file::write(path, data, mode)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod atomic_file;
 pub mod audit;
 pub mod auth;
 pub mod body;

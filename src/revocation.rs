@@ -9,7 +9,6 @@
 //! written; the revocation is then not acknowledged.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
@@ -82,29 +81,14 @@ impl Revocations {
         let mut next = guard.clone();
         change(&mut next);
         next.sessions.retain(|_, until| *until > now.as_second());
-        write_atomically(
+        crate::atomic_file::write(
             &self.path,
             &serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?,
+            crate::atomic_file::PRIVATE,
         )?;
         *guard = next;
         Ok(())
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("revocations")
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

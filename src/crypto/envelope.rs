@@ -55,6 +55,22 @@ pub async fn seal_object(
     })
 }
 
+/// Seals an upload for `ObjectStore::put`: gives the sealed body and `opts` with the envelope
+/// metadata merged in and the content length turned into the ciphertext length.
+pub async fn seal_for_put(
+    keys: &DataKeyCache,
+    key_id: Option<&str>,
+    share: &str,
+    at: ObjectLocation<'_>,
+    plaintext: ByteStream,
+    mut opts: crate::store::PutOptions,
+) -> Result<(ByteStream, crate::store::PutOptions), CryptoError> {
+    let sealed = seal_object(keys, key_id, share, at, plaintext).await?;
+    opts.metadata.extend(sealed.metadata);
+    opts.content_length = opts.content_length.and_then(super::format::ciphertext_size);
+    Ok((sealed.body, opts))
+}
+
 /// Opens the ciphertext the store served for `at`, following `plan` ([`OpenPlan::whole`] for
 /// a full GET, [`OpenPlan::range`] for a ranged one), after unwrapping the data key named in
 /// `metadata` and checking the key commitment.

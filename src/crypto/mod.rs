@@ -39,7 +39,7 @@ mod tests;
 pub use cache::{CacheStats, DataKeyCache, PlainKey};
 pub use context::EncryptionContext;
 pub use derive::{ContentKey, ObjectLocation};
-pub use envelope::{SealedObject, open_object, seal_object};
+pub use envelope::{SealedObject, open_object, seal_for_put, seal_object};
 pub use format::{ObjectId, ciphertext_size, plaintext_size};
 pub use keys::{DataKey, KeyError, KeyService};
 pub use kms::KmsKeyService;

@@ -161,7 +161,7 @@ pub(super) async fn seal(
     state: &State,
     access: &Access<'_>,
     plaintext: ByteStream,
-    mut opts: PutOptions,
+    opts: PutOptions,
 ) -> Result<(ByteStream, PutOptions), Refusal> {
     let share = share_of(state, &access.share)?;
     let ikey = internal_key(state, &access.share, &access.key);
@@ -169,18 +169,16 @@ pub(super) async fn seal(
         bucket: &share.config.bucket,
         key: &ikey,
     };
-    let sealed = crypto::seal_object(
+    crypto::seal_for_put(
         keys(state)?,
         share.config.key_id.as_deref(),
         &access.share,
         at,
         plaintext,
+        opts,
     )
     .await
-    .map_err(crypto_refusal)?;
-    opts.metadata.extend(sealed.metadata);
-    opts.content_length = opts.content_length.and_then(crypto::ciphertext_size);
-    Ok((sealed.body, opts))
+    .map_err(crypto_refusal)
 }
 
 /// Listing sizes of an envelope share are plaintext sizes.
