@@ -88,11 +88,6 @@ async fn start(gateway_extra: &'static str) -> Gateway {
     .await
 }
 
-fn code(body: &str) -> &str {
-    let start = body.find("<Code>").map_or(0, |i| i + 6);
-    &body[start..body[start..].find("</Code>").map_or(start, |e| start + e)]
-}
-
 async fn seed(g: &Gateway, key: &str, classification: Option<&str>) {
     let meta = classification
         .map(|c| ("classification".to_string(), c.to_string()))
@@ -106,20 +101,14 @@ async fn source_network_is_enforced_and_named() {
     let g = start(LOOSE_TOKEN_LIMITS).await;
     seed(&g, "report.csv", Some("public")).await;
     let t = g.token("faraway").await;
-    let resp = g
-        .client
-        .get(g.url("/exports/report.csv"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.get(&t, "/exports/report.csv").await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let rid = resp.headers()["x-amz-request-id"]
         .to_str()
         .unwrap()
         .to_string();
     let body = resp.text().await.unwrap();
-    assert_eq!(code(&body), "AccessDenied");
+    assert_eq!(common::s3_code(&body), "AccessDenied");
     assert!(
         body.contains("ip_not_allowed"),
         "session-level reasons are shown: {body}"
@@ -128,13 +117,7 @@ async fn source_network_is_enforced_and_named() {
     assert_eq!(g.audit_event(&rid).await["reason"], "ip_not_allowed");
     // From an allowed network the same object is served.
     let t = g.token("local").await;
-    let resp = g
-        .client
-        .get(g.url("/exports/report.csv"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.get(&t, "/exports/report.csv").await;
     assert_eq!(resp.status(), StatusCode::OK);
     g.stop().await;
 }
@@ -150,13 +133,7 @@ async fn classification_ceiling_and_explicit_deny_look_like_missing_keys() {
     let get = |k: &'static str| {
         let (g, t) = (&g, &t);
         async move {
-            let resp = g
-                .client
-                .get(g.url(&format!("/exports/{k}")))
-                .bearer_auth(t)
-                .send()
-                .await
-                .unwrap();
+            let resp = g.get(t, &format!("/exports/{k}")).await;
             let rid = resp.headers()["x-amz-request-id"]
                 .to_str()
                 .unwrap()
@@ -172,7 +149,7 @@ async fn classification_ceiling_and_explicit_deny_look_like_missing_keys() {
     ] {
         let (status, body, rid) = get(key).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{key}");
-        assert_eq!(code(&body), "NoSuchKey", "{key}");
+        assert_eq!(common::s3_code(&body), "NoSuchKey", "{key}");
         assert!(
             !body.contains(reason),
             "object-level reasons stay internal: {body}"
@@ -199,12 +176,8 @@ async fn classification_ceiling_and_explicit_deny_look_like_missing_keys() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     // Denied prefixes never show up in listings.
     let list = g
-        .client
-        .get(g.url("/exports?list-type=2"))
-        .bearer_auth(&t)
-        .send()
+        .get(&t, "/exports?list-type=2")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -229,13 +202,7 @@ async fn partners_cannot_set_reserved_metadata() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = g
-        .client
-        .get(g.url("/exports/x.csv"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.get(&t, "/exports/x.csv").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     g.stop().await;
 }
@@ -246,22 +213,10 @@ async fn request_rate_limit_answers_slow_down_with_retry_after() {
     seed(&g, "a.txt", Some("public")).await;
     let t = g.token("limited").await;
     for _ in 0..2 {
-        let resp = g
-            .client
-            .get(g.url("/exports/a.txt"))
-            .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap();
+        let resp = g.get(&t, "/exports/a.txt").await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
-    let resp = g
-        .client
-        .get(g.url("/exports/a.txt"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.get(&t, "/exports/a.txt").await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let retry: u64 = resp.headers()["retry-after"]
         .to_str()
@@ -270,17 +225,11 @@ async fn request_rate_limit_answers_slow_down_with_retry_after() {
         .unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
     let body = resp.text().await.unwrap();
-    assert_eq!(code(&body), "SlowDown");
+    assert_eq!(common::s3_code(&body), "SlowDown");
     assert!(body.contains("rate_limited"), "{body}");
     // Another partner is not affected.
     let other = g.token("full").await;
-    let resp = g
-        .client
-        .get(g.url("/exports/a.txt"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.get(&other, "/exports/a.txt").await;
     assert_eq!(resp.status(), StatusCode::OK);
     g.stop().await;
 }
@@ -475,13 +424,7 @@ async fn access_ends_at_valid_until_mid_session() {
     .await;
     seed(&g, "a.txt", Some("public")).await;
     let t = g.token("brief").await;
-    let resp = g
-        .client
-        .get(g.url("/exports/a.txt"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.get(&t, "/exports/a.txt").await;
     assert_eq!(resp.status(), StatusCode::OK);
     // Wait until just past valid_until, however long the start took.
     let left = until
@@ -493,13 +436,7 @@ async fn access_ends_at_valid_until_mid_session() {
             + std::time::Duration::from_millis(500),
     )
     .await;
-    let resp = g
-        .client
-        .get(g.url("/exports/a.txt"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.get(&t, "/exports/a.txt").await;
     let status = resp.status();
     let body = resp.text().await.unwrap();
     assert!(
@@ -507,7 +444,7 @@ async fn access_ends_at_valid_until_mid_session() {
         "{status}: {body}"
     );
     assert!(
-        body.contains("access_expired") || code(&body) == "ExpiredToken",
+        body.contains("access_expired") || common::s3_code(&body) == "ExpiredToken",
         "{body}"
     );
     g.stop().await;

@@ -41,21 +41,6 @@ async fn put(
         .unwrap()
 }
 
-async fn get(g: &Gateway, token: &str, path: &str) -> reqwest::Response {
-    g.client
-        .get(g.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn error_code(body: &str) -> String {
-    let start = body.find("<Code>").map(|i| i + 6).unwrap_or(0);
-    let end = body.find("</Code>").unwrap_or(start);
-    body[start..end].to_string()
-}
-
 async fn put_get_head_delete_round_trip(backend: Backend) {
     let g = gw(backend).await;
     let t = g.token("acme").await;
@@ -77,7 +62,7 @@ async fn put_get_head_delete_round_trip(backend: Backend) {
         .unwrap()
         .to_string();
 
-    let resp = get(&g, &t, "/exports/acme/inbox/data.bin").await;
+    let resp = g.get(&t, "/exports/acme/inbox/data.bin").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/x-test");
     assert_eq!(resp.headers()["x-amz-meta-origin"], "unit");
@@ -96,7 +81,8 @@ async fn put_get_head_delete_round_trip(backend: Backend) {
 
     // The upload is stored under the share's internal prefix, which partners never see.
     let full = g.token("full").await;
-    let listed = get(&g, &full, "/exports?list-type=2")
+    let listed = g
+        .get(&full, "/exports?list-type=2")
         .await
         .text()
         .await
@@ -115,9 +101,9 @@ async fn put_get_head_delete_round_trip(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = get(&g, &t, "/exports/acme/inbox/data.bin").await;
+    let resp = g.get(&t, "/exports/acme/inbox/data.bin").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(&resp.text().await.unwrap()), "NoSuchKey");
+    assert_eq!(common::s3_code(&resp.text().await.unwrap()), "NoSuchKey");
 
     let ev = g.audit_event(&rid).await;
     assert_eq!(ev["partner"], "acme");
@@ -183,7 +169,7 @@ async fn range_requests(backend: Backend) {
             }
             (416, _) => {
                 assert_eq!(resp.headers()["content-range"], "bytes */1000", "{range}");
-                assert_eq!(error_code(&resp.text().await.unwrap()), "InvalidRange");
+                assert_eq!(common::s3_code(&resp.text().await.unwrap()), "InvalidRange");
             }
             _ => assert_eq!(resp.bytes().await.unwrap().len(), 1000, "{range}"),
         }
@@ -256,7 +242,7 @@ async fn listing_stays_inside_the_grant(backend: Backend) {
     let list = |q: &'static str| {
         let (g, t) = (&g, &t);
         async move {
-            get(g, t, &format!("/exports?list-type=2{q}"))
+            g.get(t, &format!("/exports?list-type=2{q}"))
                 .await
                 .text()
                 .await
@@ -304,7 +290,7 @@ async fn listing_stays_inside_the_grant(backend: Backend) {
         );
     }
     // GET / shows the shares this partner may see.
-    let shares = get(&g, &t, "/").await.text().await.unwrap();
+    let shares = g.get(&t, "/").await.text().await.unwrap();
     assert_eq!(tags(&shares, "Name"), ["exports"], "{shares}");
     g.stop().await;
 }
@@ -333,7 +319,7 @@ async fn listing_paginates(backend: Backend) {
             if let Some(tok) = &token {
                 url.push_str(&format!("&continuation-token={}", urlencode(tok)));
             }
-            let xml = get(&g, &t, &url).await.text().await.unwrap();
+            let xml = g.get(&t, &url).await.text().await.unwrap();
             let keys = tags(&xml, "Key");
             assert!(keys.len() <= 5, "{xml}");
             got.extend(keys);
@@ -347,17 +333,19 @@ async fn listing_paginates(backend: Backend) {
         assert_eq!(got, expect, "{q}");
     }
     // Delimiter pages roll folders up once each.
-    let xml = get(
-        &g,
-        &t,
-        "/exports?list-type=2&prefix=acme%2F&delimiter=%2F&max-keys=2",
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let xml = g
+        .get(
+            &t,
+            "/exports?list-type=2&prefix=acme%2F&delimiter=%2F&max-keys=2",
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(tags(&xml, "KeyCount"), ["2"], "{xml}");
-    let bad = get(&g, &t, "/exports?list-type=2&continuation-token=%21%21").await;
+    let bad = g
+        .get(&t, "/exports?list-type=2&continuation-token=%21%21")
+        .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     g.stop().await;
 }
@@ -372,25 +360,25 @@ async fn refusals_look_like_missing_things(backend: Backend) {
     let gl = g.token("globex").await;
     let t = g.token("acme").await;
     // Another partner's share answers like a share that does not exist.
-    let resp = get(&g, &t, "/other/x").await;
+    let resp = g.get(&t, "/other/x").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(&resp.text().await.unwrap()), "NoSuchBucket");
-    let resp = get(&g, &t, "/nonexistent/x").await;
+    assert_eq!(common::s3_code(&resp.text().await.unwrap()), "NoSuchBucket");
+    let resp = g.get(&t, "/nonexistent/x").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(&resp.text().await.unwrap()), "NoSuchBucket");
-    let resp = get(&g, &gl, "/exports?list-type=2").await;
-    assert_eq!(error_code(&resp.text().await.unwrap()), "NoSuchBucket");
+    assert_eq!(common::s3_code(&resp.text().await.unwrap()), "NoSuchBucket");
+    let resp = g.get(&gl, "/exports?list-type=2").await;
+    assert_eq!(common::s3_code(&resp.text().await.unwrap()), "NoSuchBucket");
     // A key outside the prefix answers exactly like a missing key.
-    let outside = get(&g, &t, "/exports/secret/y").await;
-    let missing = get(&g, &t, "/exports/acme/nothing-here").await;
+    let outside = g.get(&t, "/exports/secret/y").await;
+    let missing = g.get(&t, "/exports/acme/nothing-here").await;
     assert_eq!(outside.status(), missing.status());
     let rid = outside.headers()["x-amz-request-id"]
         .to_str()
         .unwrap()
         .to_string();
     let (a, b) = (outside.text().await.unwrap(), missing.text().await.unwrap());
-    assert_eq!(error_code(&a), "NoSuchKey");
-    assert_eq!(error_code(&b), "NoSuchKey");
+    assert_eq!(common::s3_code(&a), "NoSuchKey");
+    assert_eq!(common::s3_code(&b), "NoSuchKey");
     assert!(
         !a.contains("internal") && !a.contains("bucket") && !a.contains("grant"),
         "{a}"
@@ -399,7 +387,7 @@ async fn refusals_look_like_missing_things(backend: Backend) {
     // Writes and deletes without a grant are refused and nothing changes.
     let resp = put(&g, &t, "/exports/acme/not-inbox.txt", "x").await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(error_code(&resp.text().await.unwrap()), "AccessDenied");
+    assert_eq!(common::s3_code(&resp.text().await.unwrap()), "AccessDenied");
     let resp = g
         .client
         .delete(g.url("/exports/acme/a.csv"))
@@ -409,7 +397,7 @@ async fn refusals_look_like_missing_things(backend: Backend) {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(
-        get(&g, &t, "/exports/acme/a.csv").await.status(),
+        g.get(&t, "/exports/acme/a.csv").await.status(),
         StatusCode::OK
     );
     // No token, or garbage, is refused before anything else.
@@ -421,8 +409,8 @@ async fn refusals_look_like_missing_things(backend: Backend) {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers()["x-amz-request-id"].len() > 10);
-    assert_eq!(error_code(&resp.text().await.unwrap()), "InvalidToken");
-    let resp = get(&g, "not.a.jwt", "/exports/acme/a.csv").await;
+    assert_eq!(common::s3_code(&resp.text().await.unwrap()), "InvalidToken");
+    let resp = g.get("not.a.jwt", "/exports/acme/a.csv").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     g.stop().await;
 }
@@ -433,7 +421,10 @@ async fn uploads_over_the_limit_leave_nothing(backend: Backend) {
     let big = vec![7u8; 1024 * 1024 + 1];
     let resp = put(&g, &t, "/exports/big.bin", big.clone()).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&resp.text().await.unwrap()), "EntityTooLarge");
+    assert_eq!(
+        common::s3_code(&resp.text().await.unwrap()),
+        "EntityTooLarge"
+    );
     // Without a Content-Length (chunked), the limit is enforced while streaming.
     let chunks = futures_util::stream::iter(
         big.chunks(64 * 1024)
@@ -448,9 +439,12 @@ async fn uploads_over_the_limit_leave_nothing(backend: Backend) {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&resp.text().await.unwrap()), "EntityTooLarge");
     assert_eq!(
-        get(&g, &t, "/exports/big.bin").await.status(),
+        common::s3_code(&resp.text().await.unwrap()),
+        "EntityTooLarge"
+    );
+    assert_eq!(
+        g.get(&t, "/exports/big.bin").await.status(),
         StatusCode::NOT_FOUND
     );
     let exact = vec![7u8; 1024 * 1024];
@@ -476,10 +470,11 @@ async fn aborted_upload_leaves_no_object(backend: Backend) {
     drop(tls);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        get(&g, &t, "/exports/partial.bin").await.status(),
+        g.get(&t, "/exports/partial.bin").await.status(),
         StatusCode::NOT_FOUND
     );
-    let listed = get(&g, &t, "/exports?list-type=2")
+    let listed = g
+        .get(&t, "/exports?list-type=2")
         .await
         .text()
         .await
@@ -520,7 +515,7 @@ async fn traversal_forms_are_refused() {
         let raw = g.raw(format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {t}\r\nconnection: close\r\n\r\n").as_bytes()).await;
         let status_line = raw.lines().next().unwrap_or_default().to_string();
         assert!(status_line.contains(" 400 "), "{path}: {status_line}");
-        let code = error_code(&raw);
+        let code = common::s3_code(&raw);
         assert!(
             code == "InvalidArgument" || code == "KeyTooLongError",
             "{path}: {raw}"
@@ -557,7 +552,7 @@ async fn every_request_is_audited_once() {
     let t = g.token("acme").await;
     let mut ids = Vec::new();
     for path in ["/exports/acme/none", "/exports/secret", "/other/x", "/"] {
-        let resp = get(&g, &t, path).await;
+        let resp = g.get(&t, path).await;
         ids.push(
             resp.headers()["x-amz-request-id"]
                 .to_str()
@@ -631,7 +626,7 @@ async fn audit_failure_refuses_requests_until_it_recovers() {
     // The token event could not be written; from now on the gateway refuses.
     let mut refused = None;
     for _ in 0..100 {
-        let resp = get(&g, &t, "/exports/secret.txt").await;
+        let resp = g.get(&t, "/exports/secret.txt").await;
         if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
             refused = Some(resp.text().await.unwrap());
             break;
@@ -639,7 +634,7 @@ async fn audit_failure_refuses_requests_until_it_recovers() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let body = refused.expect("requests must be refused while the audit trail cannot be written");
-    assert_eq!(error_code(&body), "ServiceUnavailable");
+    assert_eq!(common::s3_code(&body), "ServiceUnavailable");
     assert!(
         !body.contains("audit") && !body.contains("/dev/full"),
         "no internal detail: {body}"
@@ -655,7 +650,7 @@ async fn audit_failure_refuses_requests_until_it_recovers() {
     std::fs::write(&file, b"").unwrap();
     let mut resumed = false;
     for _ in 0..100 {
-        if get(&g, &t, "/exports/none").await.status() == StatusCode::NOT_FOUND {
+        if g.get(&t, "/exports/none").await.status() == StatusCode::NOT_FOUND {
             resumed = true;
             break;
         }

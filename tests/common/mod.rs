@@ -516,6 +516,16 @@ impl Gateway {
         (body, got.meta)
     }
 
+    /// GET of a gateway path with a bearer token.
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// POSTs a revocation to the admin listener with the admin token; gives the status.
     pub async fn revoke(&self, body: serde_json::Value) -> u16 {
         let token = std::fs::read_to_string(&self.state.config.admin.token_file).unwrap();
@@ -541,6 +551,16 @@ impl Gateway {
 }
 
 use rustls_pki_types::pem::PemObject;
+
+/// The `<Code>` of an S3 XML error body (empty when there is none).
+pub fn s3_code(body: &str) -> &str {
+    let Some(start) = body.find("<Code>").map(|i| i + 6) else {
+        return "";
+    };
+    body[start..]
+        .find("</Code>")
+        .map_or("", |end| &body[start..start + end])
+}
 
 /// The name of today's audit file.
 pub fn today_audit_file() -> String {
