@@ -3,6 +3,9 @@
 //! chunks as the gateway does: scan only, scan and mask, and scan with the credential
 //! detectors only (few findings: the cost of the keyword and set passes).
 //!
+//! Also the CSV part alone, parsed as CSV (header context, cells) and as text: the cost of
+//! the format layer.
+//!
 //! `cargo bench --bench dlp -- --warm-up-time 1 --measurement-time 3`
 
 use std::fmt::Write as _;
@@ -11,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gatehouse::dlp::{Engine, Pack, Profile, ScanMode};
+use gatehouse::dlp::{Engine, Format, FormatHint, Pack, Profile, ScanMode};
 
 /// splitmix64: the same corpus on every run and machine.
 struct Rng(u64);
@@ -207,8 +210,31 @@ fn corpus(size: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// About `size` bytes of CSV rows under a header.
+fn csv_corpus(size: usize) -> Vec<u8> {
+    let mut rng = Rng(7);
+    let mut out = String::from("id,name,email,phone,card,ssn,amount,date\n");
+    while out.len() < size {
+        csv(&mut rng, &mut out);
+    }
+    out.into_bytes()
+}
+
 fn scan(engine: &Arc<Engine>, chunks: &[Bytes], mode: ScanMode) -> u64 {
-    let mut s = engine.scanner(mode);
+    scan_as(engine, chunks, mode, None)
+}
+
+fn scan_as(engine: &Arc<Engine>, chunks: &[Bytes], mode: ScanMode, format: Option<Format>) -> u64 {
+    let mut s = match format {
+        None => engine.scanner(mode),
+        Some(f) => engine.scanner_for(
+            mode,
+            &FormatHint {
+                forced: Some(f),
+                ..FormatHint::default()
+            },
+        ),
+    };
     s.keep_findings(false);
     let mut out = Vec::with_capacity(8);
     let mut n = 0;
@@ -257,6 +283,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("scan-secrets-only", |b| {
         b.iter(|| scan(&secrets, &chunks, ScanMode::Detect))
     });
+    g.finish();
+    let data = Bytes::from(csv_corpus(4 << 20));
+    let chunks: Vec<Bytes> = (0..data.len())
+        .step_by(64 * 1024)
+        .map(|i| data.slice(i..(i + 64 * 1024).min(data.len())))
+        .collect();
+    let mut g = c.benchmark_group("dlp-csv");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    for (name, format) in [("as-text", Format::Text), ("as-csv", Format::Csv)] {
+        g.bench_function(name, |b| {
+            b.iter(|| scan_as(&engine, &chunks, ScanMode::Detect, Some(format)))
+        });
+    }
     g.finish();
 }
 

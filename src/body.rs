@@ -3,7 +3,10 @@
 //! Takes hyper's request body and store streams; gives a counted, size-limited upload stream
 //! and a response body that records the request's audit event exactly once, when the body has
 //! been sent completely or abandoned (then marked `aborted`). A store error mid-stream becomes
-//! a body error, so hyper aborts the response instead of ending it cleanly.
+//! a body error, so hyper aborts the response instead of ending it cleanly; when that error
+//! says the stored object failed authentication (an envelope object tampered with after its
+//! response started), the event's decision becomes `deny` with reason
+//! [`INTEGRITY_FAILURE_REASON`], so the trail tells it from a client that went away.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use futures_util::StreamExt;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::UnsyncBoxBody};
 
-use crate::audit::{Audit, Event};
+use crate::audit::{Audit, Decision, Event};
 use crate::store::{ByteStream, StoreError};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,11 +58,14 @@ pub fn paced(s: ByteStream, pacing: crate::ratelimit::Pacing) -> ByteStream {
 }
 
 /// Ends a transfer in flight when the access that started it ends: the session or partner
-/// is revoked, or the partner's or grant's `valid_until` passes. Checked at most every
+/// is revoked, the partner is suspended or removed by a reload, or the partner's or grant's
+/// `valid_until` passes. Checked at most every
 /// half second; a cut transfer fails (the response is aborted, an upload stores nothing).
 #[derive(Clone)]
 pub struct Cutoff {
     pub revocations: std::sync::Arc<crate::revocation::Revocations>,
+    /// Suspension or removal of the partner by a reload.
+    pub gate: std::sync::Arc<crate::state::PartnerGate>,
     pub partner: String,
     pub session_id: String,
     pub issued_at: jiff::Timestamp,
@@ -70,6 +76,7 @@ impl Cutoff {
     fn ended(&self) -> bool {
         let now = jiff::Timestamp::now();
         self.deadline.is_some_and(|d| now >= d)
+            || !self.gate.is_active(&self.partner)
             || self
                 .revocations
                 .is_revoked(&self.partner, &self.session_id, self.issued_at)
@@ -127,13 +134,27 @@ where
     }))
 }
 
+/// The audit reason of a response cut because the stored object failed authentication (the
+/// same code a failure found before the response started gets).
+pub const INTEGRITY_FAILURE_REASON: &str = "object_integrity_failed";
+
+/// Whether a response body error is an integrity failure of the stored object.
+fn is_integrity_failure(e: &BoxError) -> bool {
+    e.downcast_ref::<StoreError>()
+        .is_some_and(crate::crypto::stream::is_integrity_failure)
+}
+
 /// A response body that records `event` once it is finished or dropped.
 pub struct Recorded {
     inner: ResponseBody,
     event: Option<Event>,
     audit: Audit,
+    /// Metrics and live sessions, told about the event once it is recorded.
+    observers: Option<std::sync::Arc<crate::state::Observers>>,
     sent: u64,
     done: bool,
+    /// The body failed because the stored object did not authenticate.
+    integrity_failed: bool,
     started: std::time::Instant,
     /// Dropped with the body: rate-limit permits held for the whole transfer.
     _hold: Option<Box<dyn Send>>,
@@ -152,19 +173,34 @@ impl Recorded {
             inner,
             event: Some(event),
             audit,
+            observers: None,
             sent: 0,
             done,
+            integrity_failed: false,
             started,
             _hold: hold,
         }
+    }
+
+    /// Also tells `observers` about the event once it is recorded.
+    pub fn observed_by(mut self, observers: std::sync::Arc<crate::state::Observers>) -> Recorded {
+        self.observers = Some(observers);
+        self
     }
 
     fn finish(&mut self) {
         if let Some(mut ev) = self.event.take() {
             ev.bytes_out = self.sent;
             ev.aborted = !self.done;
+            if self.integrity_failed {
+                ev.decision = Decision::Deny;
+                ev.reason = INTEGRITY_FAILURE_REASON.into();
+            }
             ev.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
             self.audit.record(&ev);
+            if let Some(o) = &self.observers {
+                o.observe(&ev);
+            }
         }
     }
 }
@@ -194,7 +230,10 @@ impl Body for Recorded {
                 this.done = true;
                 this.finish();
             }
-            Poll::Ready(Some(Err(_))) => this.finish(),
+            Poll::Ready(Some(Err(e))) => {
+                this.integrity_failed = is_integrity_failure(e);
+                this.finish();
+            }
             Poll::Pending => {}
         }
         res

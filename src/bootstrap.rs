@@ -2,7 +2,9 @@
 //!
 //! Takes the gateway configuration; creates whatever of these is missing, never overwriting:
 //! a dev CA and a server certificate for `tls.dev_names`, the token signing keys, the demo
-//! partner's key pair and external id, its profile `demo-partner.json`, and the demo objects.
+//! partner's key pair and external id, its profile `demo-partner.json`, the DLP token secret
+//! (when a DLP profile is configured), and the demo objects (with `customers.csv`, fake people
+//! for the DLP masking demo).
 //! Private keys are written with mode 0600, atomically (temp file, then rename). Fails with
 //! the path that could not be written.
 
@@ -44,6 +46,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<PathBuf>> {
         }
     }
     demo_partner(cfg, &mut created)?;
+    dlp_token_secret(cfg, &mut created)?;
     demo_objects(cfg, &mut created).await?;
     Ok(created)
 }
@@ -136,6 +139,33 @@ fn demo_partner(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The data owner's DLP token secret (per-partner `tokenize`/`hash` keys derive from it),
+/// when a DLP profile is configured: 32 random bytes, base64url, mode 0600.
+fn dlp_token_secret(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
+    let file = &cfg.dlp.token_secret_file;
+    if cfg.dlp.profiles.is_empty() || file.exists() {
+        return Ok(());
+    }
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(&mut raw[..]).map_err(|_| anyhow::anyhow!("random generator failed"))?;
+    let text = zeroize::Zeroizing::new(base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &raw[..],
+    ));
+    write_file(file, format!("{}\n", text.as_str()).as_bytes(), true)?;
+    created.push(file.clone());
+    Ok(())
+}
+
+/// Fake people for the quickstart's masking demo: test card numbers (Luhn-valid), SSNs in
+/// valid ranges, emails on example domains, phone numbers.
+const CUSTOMERS_CSV: &[u8] = b"id,name,email,phone,card,ssn,city
+1,Ada Park,ada.park@example.com,+1 415 555 0142,4111 1111 1111 1111,536-22-8845,San Francisco
+2,Ben Ortiz,ben.ortiz@example.org,+1 212 555 0187,5555 5555 5555 4444,412-35-7719,New York
+3,Chloe Nguyen,chloe.n@example.net,+44 20 7946 0958,3782 822463 10005,301-64-2290,London
+4,Dev Rao,dev.rao@example.com,+1 312 555 0110,6011 1111 1111 1117,523-81-4402,Chicago
+";
+
 /// Demo objects, written once through the share's own store.
 async fn demo_objects(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
     let Some(share) = cfg.shares.get("demo") else {
@@ -146,7 +176,7 @@ async fn demo_objects(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
         return Ok(());
     }
     let store = crate::store::open(&cfg.stores[&share.store], &share.bucket).await?;
-    let objects: [(&str, &str, &[u8]); 2] = [
+    let objects: [(&str, &str, &[u8]); 3] = [
         (
             "hello.txt",
             "text/plain",
@@ -157,6 +187,7 @@ async fn demo_objects(cfg: &Config, created: &mut Vec<PathBuf>) -> Result<()> {
             "text/csv",
             b"month,requests\n2026-10,1200\n2026-11,1350\n",
         ),
+        ("customers.csv", "text/csv", CUSTOMERS_CSV),
     ];
     let keys = crate::state::key_cache(cfg).await?;
     for (key, content_type, body) in objects {

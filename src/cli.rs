@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use crate::config;
 use crate::state::State;
@@ -64,7 +63,7 @@ pub async fn serve(path: &Path) -> ExitCode {
     };
     let addr = cfg.listener.addr;
     let state = match State::build(cfg).await {
-        Ok(s) => Arc::new(s),
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -78,6 +77,7 @@ pub async fn serve(path: &Path) -> ExitCode {
         }
     };
     let admin_addr = state.config.admin.addr;
+    let live = crate::reload::Live::new(state, path);
     let admin = match tokio::net::TcpListener::bind(admin_addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -85,12 +85,24 @@ pub async fn serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::admin::run(admin, state.clone(), async {
-        let _ = admin_stopped.await;
-    }));
-    let result = crate::run(listener, state, shutdown_signal()).await;
-    let _ = stop_admin.send(());
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn(crate::admin::run(
+        admin,
+        live.clone(),
+        stopped(admin_stopped.clone()),
+    ));
+    tokio::spawn(crate::reload::watch(
+        live.clone(),
+        crate::reload::DEBOUNCE,
+        stopped(admin_stopped),
+    ));
+    let result = crate::run(listener, live.clone(), shutdown_signal()).await;
+    let _ = stop_admin.send(true);
+    let _ = live.state().audit.close().await;
+    live.state().observers.alerts.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -121,13 +133,6 @@ pub async fn shutdown_signal() {
 /// `gatehouse revoke`: revokes a session or every current session of a partner on the
 /// running gateway, through its admin listener (address and token from the configuration).
 pub async fn revoke(path: &Path, session: Option<&str>, partner: Option<&str>) -> ExitCode {
-    let cfg = match config::load_gateway(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
-    };
     let body = match (session, partner) {
         (Some(s), None) => serde_json::json!({ "session": s }),
         (None, Some(p)) => serde_json::json!({ "partner": p }),
@@ -136,39 +141,226 @@ pub async fn revoke(path: &Path, session: Option<&str>, partner: Option<&str>) -
             return ExitCode::from(2);
         }
     };
-    let token = match std::fs::read_to_string(&cfg.admin.token_file) {
-        Ok(t) => t.trim().to_string(),
-        Err(e) => {
-            eprintln!(
-                "error: admin token file {}: {e}",
-                cfg.admin.token_file.display()
+    match AdminClient::from_config(path).await {
+        Ok(admin) => match admin.call(Method::Post, "/revoke", Some(body)).await {
+            Ok(_) => {
+                println!("revoked");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Err(code) => code,
+    }
+}
+
+/// `gatehouse reload`: asks the running gateway to load its configuration again; prints
+/// what changed, or every error (the old configuration then stays in force: exit 64).
+pub async fn reload(path: &Path) -> ExitCode {
+    let admin = match AdminClient::from_config(path).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match admin.call_raw(Method::Post, "/reload", None).await {
+        Ok((200, body)) => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            println!(
+                "reloaded: {} partners, {} shares",
+                v["partners"], v["shares"]
             );
+            if let Some(list) = v["restart_needed"].as_array().filter(|l| !l.is_empty()) {
+                let names: Vec<&str> = list.iter().filter_map(|n| n.as_str()).collect();
+                println!("changed settings that need a restart: {}", names.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok((422, body)) => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            for e in v["errors"].as_array().into_iter().flatten() {
+                eprintln!("{}", e.as_str().unwrap_or_default());
+            }
+            eprintln!("reload rejected; the previous configuration stays in force");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Ok((status, body)) => {
+            eprintln!("error: the gateway refused: {status} {}", body.trim());
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
+    }
+}
+
+/// `gatehouse sessions`: lists the running gateway's live sessions.
+pub async fn sessions(path: &Path, json: bool) -> ExitCode {
+    let admin = match AdminClient::from_config(path).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let body = match admin.call(Method::Get, "/sessions", None).await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    if json {
+        println!("{}", body.trim());
+        return ExitCode::SUCCESS;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let list = v["sessions"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<28} {:<20} {:<16} {:<21} {:<21} {:>8}",
+        "SESSION", "PARTNER", "CLIENT IP", "STARTED", "EXPIRES", "REQUESTS"
+    );
+    let short = |t: &serde_json::Value| {
+        t.as_str()
+            .unwrap_or("-")
+            .chars()
+            .take(19)
+            .collect::<String>()
+    };
+    for s in &list {
+        println!(
+            "{:<28} {:<20} {:<16} {:<21} {:<21} {:>8}",
+            s["session_id"].as_str().unwrap_or("-"),
+            s["partner"].as_str().unwrap_or("-"),
+            s["client_ip"].as_str().unwrap_or("-"),
+            short(&s["started"]),
+            short(&s["expires"]),
+            s["requests"]
+        );
+    }
+    println!("{} live session(s)", list.len());
+    ExitCode::SUCCESS
+}
+
+/// `gatehouse healthcheck`: exit 0 when the admin listener answers `/healthz` (or, with
+/// `ready`, `/readyz`) with 200; for container health checks without curl.
+pub async fn healthcheck(path: &Path, ready: bool) -> ExitCode {
+    let cfg = match config::load_gateway(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let url = format!(
+        "http://{}/{}",
+        cfg.admin.addr,
+        if ready { "readyz" } else { "healthz" }
+    );
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .build();
+    let result = match client {
+        Ok(c) => c.get(&url).send().await,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let url = format!("http://{}/revoke", cfg.admin.addr);
-    let result = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await;
     match result {
         Ok(resp) if resp.status().is_success() => {
-            println!("revoked");
+            println!("ok");
             ExitCode::SUCCESS
         }
         Ok(resp) => {
             let status = resp.status();
             eprintln!(
-                "error: the gateway refused: {status} {}",
+                "unhealthy: {status} {}",
                 resp.text().await.unwrap_or_default().trim()
             );
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("error: cannot reach the admin listener at {url}: {e}");
+            eprintln!("unhealthy: cannot reach {url}: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// A client of the running gateway's admin listener: address and token from the config.
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    /// Reads the admin address and token from the configuration at `path`; on failure the
+    /// error is printed and the exit code given.
+    pub async fn from_config(path: &Path) -> Result<AdminClient, ExitCode> {
+        let cfg = config::load_gateway(path).map_err(|errors| {
+            eprintln!("{errors}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        })?;
+        let token = std::fs::read_to_string(&cfg.admin.token_file).map_err(|e| {
+            eprintln!(
+                "error: admin token file {}: {e}",
+                cfg.admin.token_file.display()
+            );
+            ExitCode::FAILURE
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .no_proxy()
+            .build()
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            })?;
+        Ok(AdminClient {
+            base: format!("http://{}", cfg.admin.addr),
+            token: token.trim().to_string(),
+            http,
+        })
+    }
+
+    /// Status and body of one call; transport failures are printed.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, String), ExitCode> {
+        let url = format!("{}{path}", self.base);
+        let mut req = match method {
+            Method::Get => self.http.get(&url),
+            Method::Post => self.http.post(&url),
+        };
+        req = req.bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                Ok((status, resp.text().await.unwrap_or_default()))
+            }
+            Err(e) => {
+                eprintln!("error: cannot reach the admin listener at {url}: {e}");
+                Err(ExitCode::FAILURE)
+            }
+        }
+    }
+
+    /// The body of a successful call; any other status is printed and fails.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<String, ExitCode> {
+        match self.call_raw(method, path, body).await? {
+            (200..=299, text) => Ok(text),
+            (status, text) => {
+                eprintln!("error: the gateway refused: {status} {}", text.trim());
+                Err(ExitCode::FAILURE)
+            }
         }
     }
 }

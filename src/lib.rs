@@ -14,17 +14,20 @@
 //! - [`s3api`]: S3 request parsing and XML responses, errors with request ids
 //! - [`dlp`]: detector packs, streaming detection, masking and tokenization of object bodies
 //! - [`audit`]: one JSON line per token event and data request
+//! - [`alerts`]: rules on the finished events; alerts to the trail, metrics and a webhook
 //!
 //! Around them: [`config`] (TOML to typed config), [`bootstrap`] (first-run dev material),
 //! [`state`] (the runtime built from a config).
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alerts;
 pub mod atomic_file;
 pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
+pub mod canary;
 pub mod cli;
 pub mod client_ip;
 pub mod config;
@@ -32,12 +35,18 @@ pub mod crypto;
 pub mod data;
 pub mod dlp;
 pub mod idle;
+pub mod keys_cli;
+pub mod lint;
 pub mod listener;
+pub mod metrics;
+pub mod onboard;
 pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
+pub mod reload;
 pub mod revocation;
 pub mod s3api;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod tls;

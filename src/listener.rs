@@ -1,6 +1,6 @@
 //! The partner listener: accept loop, TLS handshake, HTTP/1.1 and HTTP/2, graceful shutdown.
 //!
-//! Takes a bound TCP listener, the runtime [`State`] and a shutdown future; serves until the
+//! Takes a bound TCP listener, the [`Live`] configuration and a shutdown future; serves until the
 //! future completes, then stops accepting and drains in-flight requests for up to
 //! `listener.shutdown_grace`. Enforces the connection limit, the TLS handshake timeout, the
 //! request-head timeout and size limits, and closes idle connections.
@@ -19,16 +19,16 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::idle::IdleIo;
 use crate::pipeline::{self, ConnInfo};
-use crate::state::State;
+use crate::reload::Live;
 
 /// Serves partners on `listener` until `shutdown` completes, then drains.
 pub async fn run(
     listener: TcpListener,
-    state: Arc<State>,
+    live: Arc<Live>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let cfg = state.config.listener.clone();
-    let acceptor = TlsAcceptor::from(state.tls.clone());
+    // Listener settings are read once: a reload reports changes to them as needing a restart.
+    let cfg = live.state().config.listener.clone();
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -66,19 +66,18 @@ pub async fn run(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, state, builder, watcher) = (
-            acceptor.clone(),
-            state.clone(),
-            builder.clone(),
-            graceful.watcher(),
-        );
+        // Each connection takes the certificate and proxy settings in force when it arrives;
+        // each request on it the state in force when the request arrives.
+        let conn_state = live.state();
+        let acceptor = TlsAcceptor::from(conn_state.tls.clone());
+        let (live, builder, watcher) = (live.clone(), builder.clone(), graceful.watcher());
         let mut conn_info = ConnInfo {
             client_ip: peer.ip(),
         };
         tokio::spawn(async move {
             let _permit = permit;
             let mut tcp = tcp;
-            let proxies = &state.trusted_proxies;
+            let proxies = &conn_state.trusted_proxies;
             if proxies.proxy_protocol && proxies.trusts(peer.ip()) {
                 match crate::client_ip::read_proxy_v2(&mut tcp, cfg.handshake_timeout).await {
                     Ok(Some(source)) => conn_info.client_ip = source,
@@ -101,8 +100,9 @@ pub async fn run(
                     return;
                 }
             };
+            drop(conn_state);
             let service = service_fn(move |req| {
-                let state = state.clone();
+                let state = live.state();
                 async move { Ok::<_, Infallible>(pipeline::handle(state, conn_info, req).await) }
             });
             let (io, activity) = IdleIo::new(tls);

@@ -66,10 +66,113 @@ enum Command {
         #[arg(long)]
         partner: Option<String>,
     },
+    /// Ask the running gateway to reload its configuration (as SIGHUP does); prints every
+    /// error of a rejected change (exit 64; the old configuration stays in force).
+    Reload {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+    },
+    /// List the running gateway's live sessions.
+    Sessions {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        /// Print the admin listener's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe the admin listener's /healthz (or /readyz): exit 0 when healthy. For container
+    /// health checks.
+    Healthcheck {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        /// Probe /readyz (store, key service, audit) instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+    },
+    /// Onboard and offboard partners (files validated with the whole configuration; the
+    /// running gateway is told to reload).
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
+    /// Partner side: make a key pair; send only the public key to the gateway operator.
+    Keygen {
+        /// File prefix: writes PREFIX.key.pem (0600) and PREFIX.pub.pem.
+        #[arg(long)]
+        out: PathBuf,
+        /// ed25519 or es256.
+        #[arg(long, default_value = "ed25519")]
+        alg: String,
+    },
+    /// The audit trail: verify its chain and signatures, search it, watch it.
+    Audit {
+        #[command(subcommand)]
+        command: gatehouse::audit::cli::Command,
+    },
+    /// Compliance checks on the configuration (expiry, approvals, MFA for federated writes,
+    /// rate limits, protection of confidential shares, TLS, dev mode); exit 1 when a finding
+    /// reaches --fail-on.
+    Lint {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        /// Lowest severity that makes the exit code 1.
+        #[arg(long, value_enum, default_value = "medium")]
+        fail_on: gatehouse::lint::Severity,
+        /// One JSON object per finding instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Access policy tools.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Key-encryption keys of envelope shares: re-wrap data keys, rotate the local key.
+    Keys {
+        #[command(subcommand)]
+        command: gatehouse::keys_cli::Command,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartnerCommand {
+    /// Write a new partner file with a fresh external id and print the profile to hand over.
+    Add(Box<gatehouse::onboard::AddArgs>),
+    /// Suspend a partner: revoke its sessions (persisted) and set status = "suspended".
+    Suspend {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        id: String,
+    },
+    /// Resume a suspended partner (it needs new tokens).
+    Resume {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        id: String,
+    },
+    /// Remove a partner: revoke its sessions (persisted), archive its file (kept for audit).
+    Remove {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        id: String,
+    },
+    /// Prove revocation works on the running gateway with a canary partner (no access to real
+    /// data); always cleans up; prints timings.
+    TestRevocation {
+        #[arg(long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        /// Share the canary writes its object to (under gatehouse-canary/<id>/).
+        #[arg(long)]
+        share: String,
+        /// Partner listener base URL; default: the origin of token.url.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// CA certificate for the listener; default: the dev CA if present, else system roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -96,6 +199,10 @@ enum DlpCommand {
         /// Input file, or `-` for stdin.
         input: PathBuf,
     },
+    /// Data owner: reverse `tokenize_fpe` tokens made for a partner (arguments or stdin lines).
+    Detokenize(gatehouse::dlp::cli::DetokenizeArgs),
+    /// Create an FF1 key for `tokenize_fpe`, written wrapped by a key service.
+    FpeKey(gatehouse::dlp::cli::FpeKeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +224,20 @@ fn main() -> ExitCode {
                 session,
                 partner,
             } => gatehouse::cli::revoke(&config, session.as_deref(), partner.as_deref()).await,
+            Command::Reload { config } => gatehouse::cli::reload(&config).await,
+            Command::Sessions { config, json } => gatehouse::cli::sessions(&config, json).await,
+            Command::Healthcheck { config, ready } => {
+                gatehouse::cli::healthcheck(&config, ready).await
+            }
+            Command::Partner { command } => partner(command).await,
+            Command::Keygen { out, alg } => gatehouse::onboard::keygen(&out, &alg),
+            Command::Audit { command } => gatehouse::audit::cli::run(&command),
+            Command::Keys { command } => gatehouse::keys_cli::run(command).await,
+            Command::Lint {
+                config,
+                fail_on,
+                json,
+            } => gatehouse::lint::run(&config, fail_on, json),
             Command::Policy {
                 command: PolicyCommand::Explain(args),
             } => gatehouse::policy::explain::run(&args),
@@ -134,6 +255,12 @@ fn main() -> ExitCode {
                 findings,
                 input,
             }),
+            Command::Dlp {
+                command: DlpCommand::Detokenize(args),
+            } => gatehouse::dlp::cli::detokenize(&args).await,
+            Command::Dlp {
+                command: DlpCommand::FpeKey(args),
+            } => gatehouse::dlp::cli::fpe_key(&args).await,
             Command::Token {
                 profile,
                 json,
@@ -142,6 +269,38 @@ fn main() -> ExitCode {
             } => token(&profile, json, scope, duration).await,
         }
     })
+}
+
+async fn partner(command: PartnerCommand) -> ExitCode {
+    use gatehouse::onboard::{self, Change};
+    match command {
+        PartnerCommand::Add(args) => onboard::add(&args).await,
+        PartnerCommand::Suspend { config, id } => {
+            onboard::change(&config, &id, Change::Suspend).await
+        }
+        PartnerCommand::Resume { config, id } => {
+            onboard::change(&config, &id, Change::Resume).await
+        }
+        PartnerCommand::Remove { config, id } => {
+            onboard::change(&config, &id, Change::Remove).await
+        }
+        PartnerCommand::TestRevocation {
+            config,
+            share,
+            endpoint,
+            ca_file,
+            json,
+        } => {
+            gatehouse::canary::run(&gatehouse::canary::Args {
+                config,
+                share,
+                endpoint,
+                ca_file,
+                json,
+            })
+            .await
+        }
+    }
 }
 
 async fn token(

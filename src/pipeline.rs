@@ -98,6 +98,7 @@ impl Ctx {
                 key_id: None,
                 expires_in: None,
                 scopes: None,
+                dlp: None,
             },
         }
     }
@@ -127,6 +128,21 @@ where
             "/.well-known/jwks.json" => Ok(jwks(&state)),
             _ => data::handle(&state, &mut ctx, req).await,
         }
+    };
+    // Durable before the first byte: a response with object bytes waits for its synced record.
+    let result = match result {
+        Ok(resp) => match state
+            .audit
+            .before_first_byte(&ctx.event, resp.status().as_u16())
+            .await
+        {
+            Ok(()) => Ok(resp),
+            Err(_) => Err(Refusal::new(
+                S3Error::ServiceUnavailable,
+                "audit_unavailable",
+            )),
+        },
+        refused => refused,
     };
     finish(&state, ctx, result)
 }
@@ -180,7 +196,8 @@ fn finish(
     }
     let (parts, inner) = resp.into_parts();
     let recorded =
-        body::Recorded::new(inner, ctx.event, state.audit.clone(), ctx.started, ctx.hold);
+        body::Recorded::new(inner, ctx.event, state.audit.clone(), ctx.started, ctx.hold)
+            .observed_by(state.observers.clone());
     Response::from_parts(parts, recorded.boxed_unsync())
 }
 

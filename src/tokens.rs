@@ -1,7 +1,10 @@
 //! HTTP side of `POST /v1/token`.
 //!
-//! Takes the request, reads a bounded form body and hands it to the token authority; gives
-//! the RFC 6749 JSON answer (never cached) and fills the token event of the audit trail.
+//! Takes the request, reads a bounded form body and hands it to the token authority (client
+//! credentials or RFC 8693 token exchange); gives the RFC 6749 JSON answer (never cached) and
+//! fills the token event of the audit trail. The per-IP limit applies to every request; a
+//! (partner, client IP) pair locked out after failed attempts is refused before anything is
+//! verified, whichever grant the attempts used.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
@@ -69,32 +72,40 @@ where
     if let Err(e) = state.limiters.token_request(ip) {
         return slow_down(ctx, &e);
     }
-    // A (partner, client IP) pair with too many failed assertions is refused before any
-    // signature is checked; a stranger elsewhere cannot lock the partner out.
-    let claimed = form_urlencoded::parse(&bytes)
-        .find(|(k, _)| k == "client_id")
-        .map(|(_, v)| v.into_owned());
+    // A (partner, client IP) pair with too many failed attempts is refused before any
+    // signature is checked; a stranger elsewhere cannot lock the partner out. For a token
+    // exchange without client_id the partner is the one the subject token's issuer names.
+    let claimed = state.auth.claimed_partner(&bytes);
     if let Some(id) = &claimed
         && let Err(e) = state.limiters.lockout().check(id, ip)
     {
         ctx.event.partner = Some(id.chars().take(128).collect());
         return slow_down(ctx, &e);
     }
-    match state.auth.token(&bytes, jiff::Timestamp::now()) {
+    match state
+        .auth
+        .token_request(&bytes, jiff::Timestamp::now())
+        .await
+    {
         Ok(issued) => {
             state.limiters.lockout().record_success(&issued.partner, ip);
             ctx.event.decision = Decision::Allow;
-            ctx.event.reason = "token_issued".into();
+            ctx.event.reason = if issued.issued_token_type.is_some() {
+                "token_exchanged"
+            } else {
+                "token_issued"
+            }
+            .into();
             ctx.event.partner = Some(issued.partner.clone());
             ctx.event.session_id = Some(issued.session_id.clone());
-            ctx.event.key_id = Some(issued.key_id.clone());
+            ctx.event.key_id = issued.key_id.clone();
             ctx.event.expires_in = Some(issued.expires_in);
             ctx.event.scopes = Some(issued.scopes.clone());
             json_response(StatusCode::OK, issued.to_json())
         }
         Err(e) => {
             ctx.event.partner = e.partner.clone();
-            if e.status == 401
+            if e.auth_failed
                 && let Some(id) = &claimed
             {
                 // The failure that locks the pair is still answered as what it was.

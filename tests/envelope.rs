@@ -183,6 +183,10 @@ async fn tampered_segment_aborts_the_body(backend: Backend) {
         StatusCode::OK,
         "the failure comes after headers"
     );
+    let rid = resp.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let mut got = Vec::new();
     let mut stream = resp.bytes_stream();
     let mut aborted = false;
@@ -203,6 +207,17 @@ async fn tampered_segment_aborts_the_body(backend: Backend) {
         "only whole authenticated segments went out"
     );
     assert_eq!(&got[..], &body[..got.len()], "and they are the right bytes");
+    // The trail says why: the object failed authentication, not a client that went away.
+    let ev = g.audit_event(&rid).await;
+    assert_eq!(
+        (&ev["reason"], &ev["decision"], &ev["aborted"]),
+        (
+            &serde_json::json!("object_integrity_failed"),
+            &serde_json::json!("deny"),
+            &serde_json::json!(true)
+        ),
+        "{ev}"
+    );
     g.stop().await;
 }
 

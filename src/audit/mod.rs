@@ -1,19 +1,34 @@
-//! The audit trail: one JSON line per token event and per data request, allowed or denied.
+//! The audit trail: one JSON line per token event and per data request, allowed or denied,
+//! hash-chained and signed.
 //!
-//! Takes typed [`Event`]s from the pipeline and appends them to a daily JSONL file under the
-//! audit directory, from a dedicated writer thread so request tasks never block on disk.
-//! Fails closed: when a write or flush fails, [`Audit::healthy`] turns false and the pipeline
-//! refuses requests until a later write succeeds. Events are written through this module only,
-//! never through `tracing`, and never hold tokens, keys, external ids or object contents.
+//! Takes typed [`Event`]s from the pipeline; gives a tamper-evident trail of segment files
+//! under the audit directory, written by a dedicated thread so request tasks never block on
+//! disk. Layout: [`chain`] (the hash chain and file names), [`keys`] (Ed25519 checkpoint keys),
+//! [`writer`] (the thread: group commit, checkpoints, rotation, retention), [`flood`]
+//! (aggregation of unauthenticated refusals), [`verify`], [`search`] and [`cli`] (the analyst's
+//! `gatehouse audit` commands). Fails closed: when a write or sync fails, [`Audit::healthy`]
+//! turns false and the pipeline refuses requests until a later write succeeds, and a request
+//! that serves object bytes first waits for its durable `request_start` record
+//! ([`Audit::before_first_byte`]). Events are written through this module only, never through
+//! `tracing`, and never hold tokens, keys, external ids or object contents.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+pub mod chain;
+pub mod cli;
+pub mod flood;
+pub mod keys;
+pub mod search;
+pub mod verify;
+mod writer;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::config::AuditConfig;
+use writer::{Msg, Shared, Writer};
 
 /// Allowed or denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +48,8 @@ pub enum Kind {
     Request,
     /// An operator action through the admin listener (revocation).
     Admin,
+    /// An alert raised by a rule of `crate::alerts` (reason: the rule id).
+    Alert,
 }
 
 /// One audit record. Optional fields are omitted when unknown.
@@ -74,7 +91,16 @@ pub struct Event {
     pub expires_in: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// Data requests on shares with a DLP profile: the profile, what it did, and its findings
+    /// by entity, detector and action with counts (never the values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlp: Option<crate::data::DlpRecord>,
 }
+
+/// The trail could not confirm a record: the request must be refused (fail closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the audit trail cannot be written")]
+pub struct Unavailable;
 
 /// Handle to the audit writer. Cheap to clone.
 #[derive(Clone)]
@@ -83,228 +109,158 @@ pub struct Audit {
 }
 
 struct Inner {
-    tx: mpsc::Sender<Vec<u8>>,
-    healthy: Arc<AtomicBool>,
-    written: Arc<AtomicU64>,
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+    key_id: String,
 }
 
 impl Audit {
-    /// Opens (creating) the audit directory and starts the writer thread. Fails when the
-    /// directory cannot be created or today's file cannot be opened.
-    pub fn open(dir: &Path) -> std::io::Result<Audit> {
-        std::fs::create_dir_all(dir)?;
-        let mut writer = Writer {
-            dir: dir.to_path_buf(),
-            day: String::new(),
-            out: None,
-        };
-        writer.ensure_file(&jiff::Timestamp::now())?;
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
-        let healthy = Arc::new(AtomicBool::new(true));
-        let written = Arc::new(AtomicU64::new(0));
-        let (h, w) = (healthy.clone(), written.clone());
+    /// Opens (creating) the audit directory and the checkpoint key, continues the trail's
+    /// chain and starts the writer thread. Fails when the directory, the key or the active
+    /// file cannot be created or read. Blocking.
+    pub fn open(cfg: &AuditConfig) -> std::io::Result<Audit> {
+        let writer = Writer::start(cfg, jiff::Timestamp::now())?;
+        let key_id = writer.key_id().to_string();
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let shared = Arc::new(Shared {
+            healthy: AtomicBool::new(true),
+            written: AtomicU64::new(0),
+            flood: parking_lot::Mutex::new(flood::Flood::new(
+                cfg.unauthenticated_burst,
+                cfg.unauthenticated_interval,
+            )),
+        });
+        let s = shared.clone();
         std::thread::Builder::new()
             .name("gatehouse-audit".into())
-            .spawn(move || writer.run(rx, &h, &w))?;
+            .spawn(move || writer.run(rx, &s))?;
         Ok(Audit {
-            inner: Arc::new(Inner {
-                tx,
-                healthy,
-                written,
-            }),
+            inner: Arc::new(Inner { tx, shared, key_id }),
         })
     }
 
     /// False after a failed write, until a later write succeeds. Requests are refused meanwhile.
     pub fn healthy(&self) -> bool {
-        self.inner.healthy.load(Ordering::Acquire)
+        self.inner.shared.healthy.load(Ordering::Acquire)
     }
 
-    /// Lines written so far (for tests and metrics).
+    /// Events on disk so far: records given to [`Audit::record`] and
+    /// [`Audit::record_durable`] (`request_start` included), not checkpoints, `trail_opened`
+    /// or aggregated summaries (for tests and metrics).
     pub fn written(&self) -> u64 {
-        self.inner.written.load(Ordering::Acquire)
+        self.inner.shared.written.load(Ordering::Acquire)
     }
 
-    /// Queues one event. Never blocks.
+    /// The id of the key that signs this trail's checkpoints.
+    pub fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
+    /// Queues one event. Never blocks. Unauthenticated refusals past their budget are only
+    /// counted (see [`flood`]).
     pub fn record(&self, event: &Event) {
-        match serde_json::to_vec(event) {
-            Ok(mut line) => {
-                line.push(b'\n');
-                if self.inner.tx.send(line).is_err() {
-                    self.inner.healthy.store(false, Ordering::Release);
-                }
+        if is_unauthenticated_refusal(event) {
+            let admitted = self.inner.shared.flood.lock().admit(
+                &event.client_ip,
+                &event.reason,
+                std::time::Instant::now(),
+                event.time,
+            );
+            if !admitted {
+                return;
             }
+        }
+        if let Some(body) = self.serialise(event) {
+            self.send(Msg::Record(body, None));
+        }
+    }
+
+    /// Queues one event and completes once it is on disk (synced), sharing the sync with
+    /// every record queued meanwhile. Fails when the trail cannot write it.
+    pub async fn record_durable(&self, event: &Event) -> Result<(), Unavailable> {
+        let body = self.serialise(event).ok_or(Unavailable)?;
+        self.durable(body).await
+    }
+
+    /// The durable-before-first-byte rule: when the response about to be sent for `draft`
+    /// carries object bytes (an allowed GET of a key, 200 or 206), records a copy of it as a
+    /// `request_start` record and waits until that is synced. Otherwise completes at once.
+    /// The request's own record follows when its body has ended.
+    pub async fn before_first_byte(&self, draft: &Event, status: u16) -> Result<(), Unavailable> {
+        let serves_object = draft.kind == Kind::Request
+            && draft.method == "GET"
+            && draft.key.is_some()
+            && matches!(status, 200 | 206)
+            && (draft.reason.is_empty() || draft.reason == "ok");
+        if !serves_object {
+            return Ok(());
+        }
+        let mut start = serde_json::to_value(draft).map_err(|_| Unavailable)?;
+        start["kind"] = "request_start".into();
+        start["status"] = status.into();
+        start["decision"] = "allow".into();
+        start["reason"] = "ok".into();
+        let body = serde_json::to_vec(&start).map_err(|_| Unavailable)?;
+        self.durable(body).await
+    }
+
+    async fn durable(&self, body: Vec<u8>) -> Result<(), Unavailable> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Record(body, Some(tx)));
+        confirmed(rx).await
+    }
+
+    /// Completes once everything queued so far, and the aggregated refusals counted so far,
+    /// are on disk.
+    pub async fn flush(&self) -> Result<(), Unavailable> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Flush(tx));
+        confirmed(rx).await
+    }
+
+    /// The shutdown hook: writes everything queued and a signed `shutdown` checkpoint, syncs,
+    /// and stops the writer. Events recorded afterwards are refused (the gateway reports
+    /// unhealthy). Call once, after the listener has drained.
+    pub async fn close(&self) -> Result<(), Unavailable> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Close(tx));
+        confirmed(rx).await
+    }
+
+    fn serialise(&self, event: &Event) -> Option<Vec<u8>> {
+        match serde_json::to_vec(event) {
+            Ok(body) => Some(body),
             Err(e) => {
                 tracing::error!(error = %e, "audit event could not be serialised");
-                self.inner.healthy.store(false, Ordering::Release);
+                self.inner.shared.healthy.store(false, Ordering::Release);
+                None
             }
+        }
+    }
+
+    fn send(&self, msg: Msg) {
+        if self.inner.tx.send(msg).is_err() {
+            self.inner.shared.healthy.store(false, Ordering::Release);
         }
     }
 }
 
-/// Most lines kept in memory while the sink cannot write; beyond this the oldest are dropped
-/// (and counted in the log). Requests are refused meanwhile, so only refusals accumulate.
-const MAX_PENDING_LINES: usize = 100_000;
-
-struct Writer {
-    dir: PathBuf,
-    day: String,
-    out: Option<BufWriter<File>>,
-}
-
-impl Writer {
-    fn ensure_file(&mut self, now: &jiff::Timestamp) -> std::io::Result<&mut BufWriter<File>> {
-        let day = now.strftime("%Y-%m-%d").to_string();
-        if self.out.is_none() || day != self.day {
-            let path = self.dir.join(format!("audit-{day}.jsonl"));
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(&path)?;
-            // A write that failed half-way may have left a torn last line: end it first.
-            if !ends_with_newline(&mut file)? {
-                file.write_all(b"\n")?;
-            }
-            self.out = Some(BufWriter::new(file));
-            self.day = day;
-        }
-        Ok(self.out.as_mut().expect("file opened above"))
-    }
-
-    fn run(mut self, rx: mpsc::Receiver<Vec<u8>>, healthy: &AtomicBool, written: &AtomicU64) {
-        let mut pending: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
-        let mut dropped = 0u64;
-        loop {
-            // While lines are pending, retry every second even without new events.
-            let first = if pending.is_empty() {
-                rx.recv().map_err(|_| ())
-            } else {
-                match rx.recv_timeout(std::time::Duration::from_secs(1)) {
-                    Ok(line) => Ok(Some(line)),
-                    Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
-                }
-                .map(|l| l.unwrap_or_default())
-            };
-            let Ok(first) = first else { break };
-            if !first.is_empty() {
-                pending.push_back(first);
-            }
-            pending.extend(rx.try_iter().take(1023));
-            while pending.len() > MAX_PENDING_LINES {
-                pending.pop_front();
-                dropped += 1;
-            }
-            let n = pending.len() as u64;
-            match self.write(pending.make_contiguous()) {
-                Ok(()) => {
-                    pending.clear();
-                    written.fetch_add(n, Ordering::AcqRel);
-                    if !healthy.swap(true, Ordering::AcqRel) {
-                        tracing::warn!(dropped, "audit writes succeed again; serving resumes");
-                        dropped = 0;
-                    }
-                }
-                Err(e) => {
-                    self.out = None;
-                    if healthy.swap(false, Ordering::AcqRel) {
-                        tracing::error!(error = %e, dir = %self.dir.display(), "audit write failed; refusing requests until it works");
-                    }
-                }
-            }
-        }
-        if let Some(mut out) = self.out.take() {
-            let _ = out.flush();
-        }
-    }
-
-    fn write(&mut self, batch: &[Vec<u8>]) -> std::io::Result<()> {
-        let out = self.ensure_file(&jiff::Timestamp::now())?;
-        for line in batch {
-            out.write_all(line)?;
-        }
-        out.flush()?;
-        out.get_ref().sync_data()
+async fn confirmed(rx: oneshot::Receiver<bool>) -> Result<(), Unavailable> {
+    match rx.await {
+        Ok(true) => Ok(()),
+        _ => Err(Unavailable),
     }
 }
 
-fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    let len = file.metadata()?.len();
-    if len == 0 || !file.metadata()?.is_file() {
-        return Ok(true);
+/// A refusal made before anyone was authenticated: what a flood without valid tokens makes.
+fn is_unauthenticated_refusal(event: &Event) -> bool {
+    match event.kind {
+        Kind::Request => event.decision == Decision::Deny && event.session_id.is_none(),
+        Kind::Token => matches!(event.reason.as_str(), "token_rate_limited" | "locked_out"),
+        Kind::Admin | Kind::Alert => false,
     }
-    file.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(reason: &str) -> Event {
-        Event {
-            time: jiff::Timestamp::now(),
-            kind: Kind::Request,
-            request_id: "r1".into(),
-            session_id: None,
-            partner: Some("acme".into()),
-            client_ip: "127.0.0.1".into(),
-            user_agent: None,
-            method: "GET".into(),
-            path: "/s/k".into(),
-            share: Some("s".into()),
-            key: Some("k".into()),
-            range: None,
-            status: 200,
-            decision: Decision::Allow,
-            reason: reason.into(),
-            bytes_in: 0,
-            bytes_out: 5,
-            aborted: false,
-            duration_ms: 1.5,
-            key_id: None,
-            expires_in: None,
-            scopes: None,
-        }
-    }
-
-    #[test]
-    fn writes_one_json_line_per_event() {
-        let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::open(dir.path()).unwrap();
-        audit.record(&event("ok"));
-        audit.record(&event("no_grant"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while audit.written() < 2 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let file = std::fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let text = std::fs::read_to_string(file).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1]["reason"], "no_grant");
-        assert_eq!(lines[0]["decision"], "allow");
-        assert!(lines[0].get("session_id").is_none());
-        assert!(audit.healthy());
-    }
-
-    #[test]
-    fn open_fails_when_the_directory_cannot_exist() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("plain-file");
-        std::fs::write(&file, b"x").unwrap();
-        assert!(Audit::open(&file.join("audit")).is_err());
-    }
-}
+#[path = "tests.rs"]
+mod tests;

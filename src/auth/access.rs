@@ -33,10 +33,16 @@ pub(crate) struct AccessClaims {
     pub exp: i64,
     /// Space-separated share names.
     pub scope: String,
-    /// Authentication methods: always `["pop"]` (proof of possession of a key), never MFA.
+    /// Authentication methods: `["pop"]` (proof of possession of a key) for a client
+    /// assertion; for a token exchange, the gateway's verdict on the IdP's login
+    /// (`federation::mfa`).
     pub amr: Vec<String>,
-    /// Id of the partner key that signed the client assertion.
-    pub pkid: String,
+    /// Id of the partner key that signed the client assertion (client credentials only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkid: Option<String>,
+    /// Issuer of the subject token (token exchange only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// What the access token checks compare against (seconds, strings from the config).

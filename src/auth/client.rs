@@ -129,6 +129,17 @@ pub async fn request_token(
 ) -> anyhow::Result<Value> {
     let key_pem = std::fs::read_to_string(&profile.key_file)
         .with_context(|| format!("cannot read key file {}", profile.key_file.display()))?;
+    request_token_with_key(profile, &key_pem, scope, duration).await
+}
+
+/// [`request_token`] with the private key given as PEM text instead of the profile's file.
+pub async fn request_token_with_key(
+    profile: &Profile,
+    key_pem: &str,
+    scope: Option<&str>,
+    duration: Option<u64>,
+) -> anyhow::Result<Value> {
+    let key_pem = key_pem.to_string();
     let token_url = profile.token_url();
     let assertion = sign_assertion(profile, &key_pem, &token_url, jiff::Timestamp::now())?;
 

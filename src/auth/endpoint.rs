@@ -13,12 +13,18 @@ use serde_json::{Value, json};
 /// `client_assertion_type` for a JWT client assertion (RFC 7523 §2.2).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// `grant_type` of an RFC 8693 token exchange.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 /// Longest `client_id` accepted; partner ids are short, and it ends up in audit records.
-const MAX_CLIENT_ID: usize = 128;
+pub(crate) const MAX_CLIENT_ID: usize = 128;
 
 /// What every refused client authentication looks like from outside, whatever the cause
 /// (unknown partner, bad signature, wrong external id, ...), so partners cannot be enumerated.
 pub(crate) const CLIENT_AUTH_FAILED: &str = "client authentication failed";
+
+/// The one description of every refused token exchange.
+pub const SUBJECT_TOKEN_REFUSED: &str = "the subject token or external id was not accepted";
 
 /// A refused token request. `error` and `description` go to the client; `reason` and
 /// `partner` go to the audit record only.
@@ -34,6 +40,9 @@ pub struct TokenError {
     pub reason: &'static str,
     /// The `client_id` the request claimed, if it got that far (audit only).
     pub partner: Option<String>,
+    /// The caller failed to prove who it is (counts towards the lockout of the claimed
+    /// partner from this client IP).
+    pub auth_failed: bool,
 }
 
 impl TokenError {
@@ -44,6 +53,7 @@ impl TokenError {
             description: desc,
             reason,
             partner: None,
+            auth_failed: status == 401,
         }
     }
 
@@ -64,6 +74,18 @@ impl TokenError {
 
     pub(crate) fn invalid_grant(reason: &'static str, description: &'static str) -> Self {
         Self::new(400, "invalid_grant", reason, description)
+    }
+
+    /// A token exchange refused: the same answer for every cause (unknown issuer, bad
+    /// signature, expired, wrong tenant, wrong external id, ...); only `reason` differs.
+    pub(crate) fn exchange_refused(reason: &'static str) -> Self {
+        let mut e = Self::new(400, "invalid_grant", reason, SUBJECT_TOKEN_REFUSED);
+        e.auth_failed = true;
+        e
+    }
+
+    pub(crate) fn invalid_target(reason: &'static str, description: &'static str) -> Self {
+        Self::new(400, "invalid_target", reason, description)
     }
 
     pub(crate) fn invalid_scope(reason: &'static str, description: &'static str) -> Self {
@@ -109,9 +131,9 @@ pub(crate) struct TokenRequest {
     pub duration: Option<u64>,
 }
 
-/// Parses the form body. Parameters without a value count as absent (RFC 6749 §3.1);
-/// any parameter given twice is refused (§3.2); unknown parameters are ignored.
-pub(crate) fn parse_token_request(body: &[u8]) -> Result<TokenRequest, TokenError> {
+/// The form's parameters. Parameters without a value count as absent (RFC 6749 §3.1); any
+/// parameter given twice is refused (§3.2).
+pub(crate) fn read_form(body: &[u8]) -> Result<HashMap<String, String>, TokenError> {
     let mut fields: HashMap<String, String> = HashMap::new();
     for (name, value) in form_urlencoded::parse(body) {
         if name.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
@@ -126,18 +148,37 @@ pub(crate) fn parse_token_request(body: &[u8]) -> Result<TokenRequest, TokenErro
             return Err(TokenError::invalid_request("duplicate_parameter", desc));
         }
     }
-    let mut take = |name: &str| fields.remove(name).filter(|v| !v.is_empty());
+    fields.retain(|_, v| !v.is_empty());
+    Ok(fields)
+}
+
+/// The `grant_type` of a form body, if it has exactly one (for dispatching; the request
+/// is parsed in full by the grant's own parser).
+pub(crate) fn grant_type(body: &[u8]) -> Option<String> {
+    let mut found = form_urlencoded::parse(body).filter(|(k, _)| k == "grant_type");
+    let first = found.next()?;
+    found.next().is_none().then(|| first.1.into_owned())
+}
+
+/// Parses a client-credentials request. Unknown parameters are ignored.
+pub(crate) fn parse_token_request(body: &[u8]) -> Result<TokenRequest, TokenError> {
+    let mut fields = read_form(body)?;
+    let mut take = |name: &str| fields.remove(name);
     let missing = |desc| TokenError::invalid_request("malformed_request", desc);
 
     match take("grant_type").as_deref() {
         None => return Err(missing("missing grant_type")),
         Some("client_credentials") => {}
+        Some(TOKEN_EXCHANGE) => {
+            let desc = "use the token exchange parameters for this grant_type";
+            return Err(TokenError::invalid_request("malformed_request", desc));
+        }
         Some(_) => {
             return Err(TokenError::new(
                 400,
                 "unsupported_grant_type",
                 "unsupported_grant_type",
-                "only grant_type=client_credentials is supported",
+                "grant_type must be client_credentials or urn:ietf:params:oauth:grant-type:token-exchange",
             ));
         }
     }
@@ -184,7 +225,7 @@ pub(crate) fn parse_token_request(body: &[u8]) -> Result<TokenRequest, TokenErro
 }
 
 /// A positive integer of at most 10 ASCII digits (no sign, no spaces).
-fn parse_duration(s: &str) -> Option<u64> {
+pub(crate) fn parse_duration(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -9,7 +9,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -75,7 +75,21 @@ pub(crate) fn verify(
     if header.alg != alg.as_str() {
         return Err(JwsError::BadAlg);
     }
-    let mut validation = Validation::new(alg.jwt());
+    verify_alg(token, key, alg.jwt())
+}
+
+/// Verifies the signature with `key` under exactly `alg` (any asymmetric algorithm
+/// jsonwebtoken knows; the caller has pinned it) and returns the claims object.
+pub(crate) fn verify_alg(
+    token: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<Map<String, Value>, JwsError> {
+    let header = peek_header(token)?;
+    if header.alg.parse::<Algorithm>().ok() != Some(alg) {
+        return Err(JwsError::BadAlg);
+    }
+    let mut validation = Validation::new(alg);
     // Presence and time checks are the caller's, against an injected clock.
     validation.required_spec_claims.clear();
     validation.validate_exp = false;

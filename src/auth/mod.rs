@@ -3,9 +3,11 @@
 //! Takes the typed [`Config`](crate::config::Config): gateway signing keys (PKCS#8 PEM files,
 //! Ed25519 or P-256) and every partner's public keys (Ed25519, P-256, RSA >= 2048 bits).
 //! Gives an [`Authority`] that
-//! - answers `POST /v1/token` ([`Authority::token`]): OAuth 2.0 client credentials with an
-//!   RFC 7523 JWT client assertion signed by the partner's key, single-use (`jti` replay
-//!   cache), plus the partner's `external_id` compared in constant time;
+//! - answers `POST /v1/token` ([`Authority::token_request`]): OAuth 2.0 client credentials
+//!   with an RFC 7523 JWT client assertion signed by the partner's key, single-use (`jti`
+//!   replay cache) ([`Authority::token`]); or an RFC 8693 token exchange of a JWT from the
+//!   partner's own identity provider ([`Authority::exchange`], see [`federation`]); both with
+//!   the partner's `external_id` compared in constant time;
 //! - verifies the bearer tokens it issued ([`Authority::verify_bearer`]);
 //! - publishes its public keys ([`Authority::jwks`]).
 //!
@@ -22,6 +24,8 @@ mod access;
 mod assertion;
 pub mod client;
 mod endpoint;
+mod exchange;
+pub(crate) mod federation;
 mod jws;
 mod keys;
 mod session;
@@ -29,7 +33,9 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-pub use endpoint::{JWT_BEARER, TokenError};
+pub use endpoint::{JWT_BEARER, SUBJECT_TOKEN_REFUSED, TOKEN_EXCHANGE, TokenError};
+pub use federation::jwks::{MAX_JWKS_BYTES, check_jwks};
+pub use federation::request::{TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT};
 pub use keys::{KeyAlg, check_public_key_pem};
 pub use session::{BearerError, Issued, Session};
 
@@ -80,6 +86,8 @@ pub enum AuthError {
     },
     #[error("partner {partner:?}: key id {key:?} is listed more than once")]
     DuplicatePartnerKey { partner: String, key: String },
+    #[error("partner {partner:?}, [federation]: {reason}")]
+    Federation { partner: String, reason: String },
 }
 
 /// The token authority built from one configuration. `Send + Sync`; keep it in an `Arc` and
@@ -96,6 +104,10 @@ pub struct Authority {
     signing: Vec<SigningKey>,
     partners: HashMap<String, Partner>,
     replay: Arc<ReplayCache>,
+    /// Partners with their own identity provider.
+    federation: federation::Registry,
+    /// JWKS caches, kept across reloads.
+    jwks_caches: Arc<federation::Caches>,
 }
 
 /// What the authority keeps of a partner's configuration.
@@ -116,16 +128,21 @@ impl Authority {
     /// Loads the gateway signing keys and parses every partner's public keys.
     pub fn from_config(cfg: &Config) -> Result<Authority, AuthError> {
         let replay = ReplayCache::new(ReplayCache::DEFAULT_MAX, REPLAY_MAX_PER_PARTNER);
-        Self::build(cfg, Arc::new(replay))
+        Self::build(cfg, Arc::new(replay), Arc::default())
     }
 
     /// Builds the authority for a new configuration, keeping this one's replay cache so an
-    /// assertion used before the reload cannot be used again after it.
+    /// assertion used before the reload cannot be used again after it, and the JWKS caches
+    /// (with their cool-downs) of identity providers whose settings did not change.
     pub fn reload(&self, cfg: &Config) -> Result<Authority, AuthError> {
-        Self::build(cfg, Arc::clone(&self.replay))
+        Self::build(cfg, Arc::clone(&self.replay), Arc::clone(&self.jwks_caches))
     }
 
-    fn build(cfg: &Config, replay: Arc<ReplayCache>) -> Result<Authority, AuthError> {
+    fn build(
+        cfg: &Config,
+        replay: Arc<ReplayCache>,
+        jwks_caches: Arc<federation::Caches>,
+    ) -> Result<Authority, AuthError> {
         let t = &cfg.token;
         if t.signing_keys.is_empty() {
             return Err(AuthError::NoSigningKey);
@@ -187,6 +204,12 @@ impl Authority {
             };
             partners.insert(id.clone(), partner);
         }
+        let feds = cfg
+            .partners
+            .iter()
+            .filter_map(|(id, p)| p.federation.as_ref().map(|f| (id, f)));
+        let federation = federation::Registry::build(feds, &jwks_caches)
+            .map_err(|(partner, reason)| AuthError::Federation { partner, reason })?;
         Ok(Authority {
             token_url: t.token_url.clone(),
             issuer: t.issuer.clone(),
@@ -198,6 +221,8 @@ impl Authority {
             signing,
             partners,
             replay,
+            federation,
+            jwks_caches,
         })
     }
 
@@ -249,21 +274,88 @@ impl Authority {
         if partner.valid_until.is_some_and(|v| now >= v) {
             return Err(tag(TokenError::invalid_client("partner_expired")));
         }
-        let scopes = endpoint::resolve_scope(&partner.shares, req.scope.as_deref()).map_err(tag)?;
+        let grant = Grant {
+            scope: req.scope.as_deref(),
+            duration: req.duration,
+            end: None,
+            amr: vec!["pop".to_string()],
+            by: AuthenticatedBy::Key(assertion.key_id),
+        };
+        self.issue(id, partner, grant, now).map_err(tag)
+    }
+
+    /// Handles a `POST /v1/token` body of either grant: client credentials with a client
+    /// assertion ([`Authority::token`]) or token exchange ([`Authority::exchange`]).
+    pub async fn token_request(
+        &self,
+        body: &[u8],
+        now: jiff::Timestamp,
+    ) -> Result<Issued, TokenError> {
+        if endpoint::grant_type(body).as_deref() == Some(TOKEN_EXCHANGE) {
+            self.exchange(body, now).await
+        } else {
+            self.token(body, now)
+        }
+    }
+
+    /// The partner a token request claims to come from, before anything is verified: the
+    /// `client_id`, or for a token exchange without one the partner of the subject token's
+    /// issuer (and tenant). Only for keying the lockout of failed attempts.
+    pub fn claimed_partner(&self, body: &[u8]) -> Option<String> {
+        let field = |name: &str| {
+            form_urlencoded::parse(body)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(id) = field("client_id") {
+            return Some(id);
+        }
+        if endpoint::grant_type(body).as_deref() != Some(TOKEN_EXCHANGE) {
+            return None;
+        }
+        let token = field("subject_token")?;
+        self.federation.resolve(&token).ok().map(str::to_owned)
+    }
+
+    /// Scope, lifetime and the signed access token, once the caller is authenticated and
+    /// the partner active.
+    fn issue(
+        &self,
+        id: &str,
+        partner: &Partner,
+        grant: Grant<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<Issued, TokenError> {
+        let now_s = now.as_second();
+        let scopes = endpoint::resolve_scope(&partner.shares, grant.scope)?;
         let in_scope = partner
             .grant_ends
             .iter()
             .filter(|(share, _)| scopes.contains(share));
         let deadline =
             crate::policy::deadline(partner.valid_until, in_scope.map(|(_, end)| *end), now);
-        let remaining = deadline.map(|v| v.as_second() - now_s);
+        let remaining = [deadline.map(|v| v.as_second()), grant.end]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|end| end - now_s);
         let caps = [partner.max_session, self.max_lifetime];
-        let life = access::lifetime(req.duration, self.default_lifetime, &caps, remaining);
+        let life = access::lifetime(grant.duration, self.default_lifetime, &caps, remaining);
         if life == 0 {
             let desc = "no token lifetime is available for this client";
-            return Err(tag(TokenError::invalid_grant("lifetime_zero", desc)));
+            return Err(TokenError::invalid_grant("lifetime_zero", desc));
         }
         let exp = now_s.saturating_add(i64::try_from(life).unwrap_or(i64::MAX));
+        let (pkid, idp, key_id, issued_token_type) = match grant.by {
+            AuthenticatedBy::Key(kid) => (Some(kid.clone()), None, Some(kid), None),
+            AuthenticatedBy::Idp { issuer, kid } => (
+                None,
+                Some(issuer),
+                kid,
+                Some(federation::request::TOKEN_TYPE_ACCESS_TOKEN),
+            ),
+        };
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -275,24 +367,27 @@ impl Authority {
             nbf: now_s,
             exp,
             scope: scopes.join(" "),
-            amr: vec!["pop".to_string()],
-            pkid: assertion.key_id,
+            amr: grant.amr,
+            pkid,
+            idp,
         };
         let signer = &self.signing[0];
         let Some(access_token) = access::mint(signer, &claims) else {
-            return Err(tag(TokenError::server_error("token_signing_failed")));
+            return Err(TokenError::server_error("token_signing_failed"));
         };
         let Ok(expires_at) = jiff::Timestamp::from_second(exp) else {
-            return Err(tag(TokenError::server_error("time_out_of_range")));
+            return Err(TokenError::server_error("time_out_of_range"));
         };
         Ok(Issued {
             access_token,
             expires_in: life,
             session_id: claims.sid,
             partner: claims.sub,
-            key_id: claims.pkid,
+            key_id,
             scopes,
             expires_at,
+            issued_token_type,
+            amr: claims.amr,
         })
     }
 
@@ -315,8 +410,18 @@ impl Authority {
         if partner.valid_until.is_some_and(|v| now >= v) {
             return fail("partner_expired");
         }
-        if !partner.keys.iter().any(|k| k.id == c.pkid) {
-            return fail("partner_key_removed");
+        match (&c.pkid, &c.idp) {
+            (Some(pkid), None) => {
+                if !partner.keys.iter().any(|k| k.id == *pkid) {
+                    return fail("partner_key_removed");
+                }
+            }
+            (None, Some(idp)) => {
+                if self.federation.get(&c.sub).is_none_or(|f| f.issuer != *idp) {
+                    return fail("partner_federation_removed");
+                }
+            }
+            _ => return fail("token_malformed"),
         }
         let (Ok(issued_at), Ok(expires_at)) = (
             jiff::Timestamp::from_second(c.iat),
@@ -352,6 +457,24 @@ impl fmt::Debug for Authority {
             .field("partners", &partners)
             .finish_non_exhaustive()
     }
+}
+
+/// What a new token is issued for, once the caller is authenticated.
+struct Grant<'a> {
+    scope: Option<&'a str>,
+    duration: Option<u64>,
+    /// The token may not outlive this (epoch seconds): the subject token's `exp`.
+    end: Option<i64>,
+    amr: Vec<String>,
+    by: AuthenticatedBy,
+}
+
+/// How the caller proved who it is.
+enum AuthenticatedBy {
+    /// A client assertion signed with the partner key of this id.
+    Key(String),
+    /// A subject token from the partner's identity provider, signed with key `kid`.
+    Idp { issuer: String, kid: Option<String> },
 }
 
 fn secs(d: Duration) -> i64 {

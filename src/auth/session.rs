@@ -16,24 +16,34 @@ pub struct Issued {
     pub expires_in: u64,
     pub session_id: String,
     pub partner: String,
-    /// Id of the partner key whose assertion was accepted.
-    pub key_id: String,
+    /// Id of the partner key whose assertion was accepted, or of the identity provider's
+    /// key that signed the subject token (`None` when that key has no `kid`).
+    pub key_id: Option<String>,
     /// Share names the token is scoped to (sorted, non-empty).
     pub scopes: Vec<String>,
     pub expires_at: jiff::Timestamp,
+    /// `urn:ietf:params:oauth:token-type:access_token` for a token exchange (RFC 8693 §2.2.1).
+    pub issued_token_type: Option<&'static str>,
+    /// The session's authentication methods.
+    pub amr: Vec<String>,
 }
 
 impl Issued {
     /// The token response body: `{access_token, token_type: "Bearer", expires_in,
-    /// session_id, scope}`. Send it with `Cache-Control: no-store` (RFC 6749 §5.1).
+    /// session_id, scope}`, plus `issued_token_type` for a token exchange. Send it with
+    /// `Cache-Control: no-store` (RFC 6749 §5.1).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut body = json!({
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
             "session_id": self.session_id,
             "scope": self.scopes.join(" "),
-        })
+        });
+        if let Some(t) = self.issued_token_type {
+            body["issued_token_type"] = json!(t);
+        }
+        body
     }
 }
 
@@ -47,6 +57,8 @@ impl fmt::Debug for Issued {
             .field("key_id", &self.key_id)
             .field("scopes", &self.scopes)
             .field("expires_at", &self.expires_at)
+            .field("issued_token_type", &self.issued_token_type)
+            .field("amr", &self.amr)
             .finish()
     }
 }
@@ -69,7 +81,8 @@ pub struct Session {
 /// Why a bearer token was refused. `reason` is one of: `token_malformed`, `token_wrong_type`,
 /// `token_unknown_kid`, `token_bad_alg`, `token_bad_signature`, `token_wrong_issuer`,
 /// `token_wrong_audience`, `token_expired`, `token_not_yet_valid`, `token_bad_lifetime`,
-/// `partner_unknown`, `partner_suspended`, `partner_expired`, `partner_key_removed`.
+/// `partner_unknown`, `partner_suspended`, `partner_expired`, `partner_key_removed`,
+/// `partner_federation_removed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BearerError {
     pub reason: &'static str,

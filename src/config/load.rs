@@ -19,7 +19,11 @@ use super::Config;
 use super::raw::GatehouseFile;
 
 mod access;
+mod alerts;
+mod audit;
 mod checks;
+mod dlp;
+mod federation;
 mod gateway;
 mod partner;
 mod partners;
@@ -71,6 +75,7 @@ fn load_files(path: &Path, with_partners: bool) -> Result<Config, ConfigErrors> 
             max_lifetime: gateway
                 .as_ref()
                 .map_or(super::MAX_TOKEN_LIFETIME, |g| g.config.token.max_lifetime),
+            dlp: gateway.as_ref().map(|g| &g.config.dlp),
         };
         partners::load_all(&mut report, &partners_dir, &ctx).unwrap_or_else(|e| {
             let msg = format!("cannot read partners_dir {}: {e}", partners_dir.display());
@@ -83,19 +88,40 @@ fn load_files(path: &Path, with_partners: bool) -> Result<Config, ConfigErrors> 
     let Some(mut gateway) = gateway else {
         return Err(report.into_errors()); // gatehouse.toml did not deserialise
     };
+    gateway.config.partners_dir = partners_dir.clone();
     // Detector files are checked with everything else, each error with its file and line.
-    if with_partners
-        && let Some(dir) = &gateway.config.dlp_patterns_dir
-        && let Err(errors) = crate::dlp::Pack::load_dir(dir)
-    {
-        for e in errors.0 {
-            let line = (e.line > 0).then_some(e.line);
-            report.push(
-                Path::new(&e.file),
-                line,
-                format!("DLP pattern: {}", e.reason),
-            );
+    let pack = match &gateway.config.dlp_patterns_dir {
+        Some(dir) if with_partners => match crate::dlp::Pack::load_dir(dir) {
+            Ok(pack) => Some(pack),
+            Err(errors) => {
+                for e in errors.0 {
+                    let line = (e.line > 0).then_some(e.line);
+                    report.push(
+                        Path::new(&e.file),
+                        line,
+                        format!("DLP pattern: {}", e.reason),
+                    );
+                }
+                None
+            }
+        },
+        None if with_partners && !gateway.config.dlp.profiles.is_empty() => {
+            Some(crate::dlp::Pack::builtin())
         }
+        _ => None,
+    };
+    // Profiles are checked against the pack the gateway will run.
+    if with_partners
+        && !gateway.config.dlp.profiles.is_empty()
+        && let Some(pack) = &pack
+    {
+        dlp::check_pack(
+            &mut report,
+            path,
+            &gateway.config.dlp,
+            &gateway.dlp_lines,
+            pack,
+        );
     }
     let source = base.join(path.file_name().map_or(path, Path::new));
     let mut protected = storage::gateway_paths(&gateway.config, &source, &partners_dir);

@@ -8,10 +8,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod access;
+mod alerts;
+mod dlp;
+mod federation;
 
 pub use access::{
     Classification, Conditions, DaySet, DenyRule, Rate, RateLimits, RequestRate, TimeWindow,
     TokenLimits,
+};
+pub use alerts::{
+    AlertsConfig, BurstRule, DlpBlockRule, NewSourceIpRule, UnusualHoursRule, VolumeSpikeRule,
+    WebhookConfig, WebhookSecret,
+};
+pub use dlp::{DlpConfig, DlpProfile, Unscannable, default_classification};
+pub use federation::{
+    DEFAULT_FEDERATION_ALGORITHMS, FEDERATION_ALGORITHMS, Federation, JwksSource, TenantMatch,
 };
 
 /// Hard ceiling on any access token lifetime, whatever the configuration says.
@@ -25,6 +36,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Directory of DLP detector files (`*.toml`); `None`: the built-in pack.
     pub dlp_patterns_dir: Option<PathBuf>,
+    /// Directory of partner files (`<id>.toml`).
+    pub partners_dir: PathBuf,
     pub listener: ListenerConfig,
     pub tls: TlsConfig,
     pub token: TokenConfig,
@@ -36,6 +49,10 @@ pub struct Config {
     pub keys: KeysConfig,
     pub admin: AdminConfig,
     pub dev: DevConfig,
+    /// DLP profiles (`[dlp.profiles.*]`) and the token secret.
+    pub dlp: DlpConfig,
+    /// Alert rules on the event stream (`[alerts]`).
+    pub alerts: AlertsConfig,
     pub stores: BTreeMap<String, StoreConfig>,
     pub shares: BTreeMap<String, ShareConfig>,
     pub partners: BTreeMap<String, PartnerConfig>,
@@ -140,6 +157,43 @@ pub struct KeysConfig {
 pub struct AuditConfig {
     /// Directory of the JSONL audit files.
     pub dir: PathBuf,
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoints; created 0600 when missing.
+    pub signing_key_file: PathBuf,
+    /// Where the matching public key (SPKI PEM) is written for verifiers.
+    pub public_key_file: PathBuf,
+    /// A signed checkpoint after this many records...
+    pub checkpoint_every: u64,
+    /// ...or this long after the previous one, whichever comes first (if records were written).
+    pub checkpoint_interval: Duration,
+    /// A file is sealed and a new one started when it reaches this size...
+    pub max_file_size: u64,
+    /// ...or this long after its first record (and always at the UTC day change).
+    pub rotate_interval: Duration,
+    /// Sealed files whose last write is older than this are deleted; `None`: kept forever.
+    pub retention: Option<Duration>,
+    /// Unauthenticated refusals recorded one by one per client IP and window; more are counted.
+    pub unauthenticated_burst: u32,
+    /// The window for `unauthenticated_burst`; counted refusals are summarised when it ends.
+    pub unauthenticated_interval: Duration,
+}
+
+impl AuditConfig {
+    /// The defaults, the keys in `keys/` beside `dir` (for tests and tools without a config file).
+    pub fn at(dir: PathBuf) -> AuditConfig {
+        let beside = dir.parent().map(PathBuf::from).unwrap_or_default();
+        AuditConfig {
+            signing_key_file: beside.join("keys/audit-signing.pem"),
+            public_key_file: beside.join("keys/audit-signing.pub.pem"),
+            dir,
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            max_file_size: 64 << 20,
+            rotate_interval: Duration::from_secs(24 * 3600),
+            retention: None,
+            unauthenticated_burst: 20,
+            unauthenticated_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +235,8 @@ pub struct ShareConfig {
     pub key_id: Option<String>,
     /// Serve objects found unencrypted in an envelope share (migration only).
     pub accept_plaintext: bool,
+    /// DLP profile applied to reads and writes (a key of `Config::dlp.profiles`).
+    pub dlp_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +265,8 @@ pub struct PartnerConfig {
     pub external_id: String,
     pub max_session: Duration,
     pub keys: Vec<PartnerKey>,
+    /// The partner's own identity provider (RFC 8693 token exchange), if it has one.
+    pub federation: Option<Federation>,
     pub grants: Vec<Grant>,
     /// The partner file this came from.
     pub file: PathBuf,
@@ -225,6 +283,7 @@ impl fmt::Debug for PartnerConfig {
             .field("rate_limits", &self.rate_limits)
             .field("external_id", &"<redacted>")
             .field("keys", &self.keys)
+            .field("federation", &self.federation)
             .field("grants", &self.grants)
             .finish_non_exhaustive()
     }
@@ -248,6 +307,8 @@ pub struct Grant {
     pub conditions: Conditions,
     /// Limits on the requests this grant allows, on top of the partner's.
     pub rate_limits: RateLimits,
+    /// Who approved this grant (the approval record `gatehouse lint` asks for).
+    pub approved_by: Option<String>,
 }
 
 /// What a grant can allow.

@@ -11,9 +11,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod access;
+mod alerts;
+mod dlp;
+mod federation;
 mod values;
 
 pub use access::{Cidr, ClassificationName, DenyTable, RateLimitsTable, TokenLimitsTable, Window};
+pub use alerts::{AlertsTable, BurstTable, NewSourceIpTable, UnusualHoursTable, VolumeSpikeTable};
+pub use dlp::{DlpTable, ProfileTable};
+pub use federation::FederationTable;
 pub use values::{ActionName, Addr, ByteSize, Date, HumanDuration, Status, StoreKind, Timestamp};
 
 /// `gatehouse.toml`.
@@ -41,6 +47,10 @@ pub struct GatehouseFile {
     pub admin: AdminTable,
     #[serde(default)]
     pub dev: DevTable,
+    #[serde(default)]
+    pub dlp: DlpTable,
+    /// `[alerts]`; absent: alerts off.
+    pub alerts: Option<AlertsTable>,
     #[serde(default)]
     pub stores: BTreeMap<Spanned<String>, StoreTable>,
     #[serde(default)]
@@ -131,6 +141,15 @@ pub struct KeyServiceTable {
 #[serde(deny_unknown_fields)]
 pub struct AuditTable {
     pub dir: Option<Spanned<String>>,
+    pub signing_key_file: Option<Spanned<String>>,
+    pub public_key_file: Option<Spanned<String>>,
+    pub checkpoint_every: Option<Spanned<u64>>,
+    pub checkpoint_interval: Option<Spanned<HumanDuration>>,
+    pub max_file_size: Option<Spanned<ByteSize>>,
+    pub rotate_interval: Option<Spanned<HumanDuration>>,
+    pub retention: Option<Spanned<HumanDuration>>,
+    pub unauthenticated_burst: Option<Spanned<u32>>,
+    pub unauthenticated_interval: Option<Spanned<HumanDuration>>,
 }
 
 /// `[dev]`.
@@ -171,6 +190,7 @@ pub struct ShareTable {
     pub encrypt: Option<Spanned<String>>,
     pub key_id: Option<String>,
     pub accept_plaintext: Option<bool>,
+    pub dlp_profile: Option<Spanned<String>>,
 }
 
 /// `partners/<id>.toml`.
@@ -196,6 +216,7 @@ pub struct PartnerFile {
     pub max_object_size: Option<Spanned<ByteSize>>,
     pub rate_limits: Option<RateLimitsTable>,
     pub keys: Option<Spanned<Vec<KeyTable>>>,
+    pub federation: Option<FederationTable>,
     #[serde(default)]
     pub deny: Vec<DenyTable>,
     #[serde(default)]
@@ -213,6 +234,7 @@ impl PartnerFile {
             require_mfa: self.require_mfa.take(),
             max_classification: self.max_classification.take(),
             max_object_size: self.max_object_size.take(),
+            dlp_profile: None,
         }
     }
 }
@@ -240,6 +262,9 @@ pub struct GrantTable {
     pub max_classification: Option<ClassificationName>,
     pub max_object_size: Option<Spanned<ByteSize>>,
     pub rate_limits: Option<RateLimitsTable>,
+    pub dlp_profile: Option<Spanned<String>>,
+    /// Who approved the grant (name or email); someone other than the partner's `owner`.
+    pub approved_by: Option<Spanned<String>>,
 }
 
 impl GrantTable {
@@ -253,6 +278,7 @@ impl GrantTable {
             require_mfa: self.require_mfa.take(),
             max_classification: self.max_classification.take(),
             max_object_size: self.max_object_size.take(),
+            dlp_profile: self.dlp_profile.take(),
         }
     }
 }
@@ -269,4 +295,6 @@ pub struct ConditionKeys {
     pub require_mfa: Option<bool>,
     pub max_classification: Option<ClassificationName>,
     pub max_object_size: Option<Spanned<ByteSize>>,
+    /// Grants only.
+    pub dlp_profile: Option<Spanned<String>>,
 }

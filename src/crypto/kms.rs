@@ -77,6 +77,55 @@ impl KmsKeyService {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// `ReEncrypt`: `wrapped` (made under `key_id` and `context`) re-wrapped under `to` with the
+    /// same context, inside KMS (the data key never leaves it). Gives the new wrapped key and the
+    /// ARN of the key it is under. Needs `kms:ReEncryptFrom` on the old key and
+    /// `kms:ReEncryptTo` on the new one. Fails like [`KeyService::decrypt_data_key`].
+    pub async fn rewrap(
+        &self,
+        wrapped: &[u8],
+        key_id: &str,
+        context: &EncryptionContext,
+        to: &str,
+    ) -> Result<(Vec<u8>, String), KeyError> {
+        let mut out = self
+            .client
+            .re_encrypt()
+            .ciphertext_blob(Blob::new(wrapped))
+            .source_key_id(key_id)
+            .set_source_encryption_context(Some(context_map(context)))
+            .destination_key_id(to)
+            .set_destination_encryption_context(Some(context_map(context)))
+            .send()
+            .await
+            .map_err(classify)?;
+        let wrapped = out
+            .ciphertext_blob
+            .take()
+            .map(Blob::into_inner)
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| KeyError::Unavailable("KMS returned no ciphertext".into()))?;
+        let key_id = out
+            .key_id
+            .take()
+            .ok_or_else(|| KeyError::Unavailable("KMS returned no key id".into()))?;
+        Ok((wrapped, key_id))
+    }
+
+    /// The ARN of `key_id` (a key id, key ARN, alias name or alias ARN), as objects record it.
+    pub async fn key_arn(&self, key_id: &str) -> Result<String, KeyError> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.key_metadata
+            .and_then(|m| m.arn)
+            .ok_or_else(|| KeyError::Unavailable("KMS returned no key ARN".into()))
+    }
 }
 
 fn context_map(context: &EncryptionContext) -> HashMap<String, String> {

@@ -12,7 +12,10 @@
 //! Wrapped data key: `0x01 ‖ 12-byte random nonce ‖ 32-byte ciphertext ‖ 16-byte tag`.
 //!
 //! File operations block: call [`LocalKeyService::open_or_create`], `rotate` and `reload` at
-//! start-up or inside `spawn_blocking`. Wrapping and unwrapping are in-memory.
+//! start-up or inside `spawn_blocking`. Wrapping, unwrapping and [`LocalKeyService::rewrap`]
+//! are in-memory; unwrapping under a key id the process does not have re-reads the file first
+//! (in `spawn_blocking`, at most once a second), so a running gateway reads objects that
+//! `gatehouse keys rewrap` moved to a key added after it started, and then uses that key.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -41,6 +44,8 @@ pub struct LocalKeyService {
     path: PathBuf,
     /// Oldest first; the last is used for new data keys.
     keys: RwLock<Vec<(String, LessSafeKey)>>,
+    /// When the file was last re-read because an object named a key this process lacks.
+    reloaded: parking_lot::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for LocalKeyService {
@@ -74,6 +79,7 @@ impl LocalKeyService {
             Ok(text) => Ok(LocalKeyService {
                 path: path.to_owned(),
                 keys: RwLock::new(parse(path, &text)?),
+                reloaded: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -84,6 +90,7 @@ impl LocalKeyService {
         Ok(LocalKeyService {
             path: path.to_owned(),
             keys: RwLock::new(parse(path, &text)?),
+            reloaded: parking_lot::Mutex::new(None),
         })
     }
 
@@ -132,19 +139,62 @@ impl LocalKeyService {
         *self.keys.write() = parse(&self.path, &text)?;
         Ok(())
     }
-}
 
-#[async_trait]
-impl KeyService for LocalKeyService {
-    async fn generate_data_key(
+    /// `wrapped` (made under `key_id` and `context`) unwrapped and wrapped again under `to`
+    /// (default: the newest key) with the same context, in memory; gives the new wrapped key
+    /// and the id of the key it is under. Fails like unwrapping, or with `KeyUnusable` when
+    /// `to` is not in the file.
+    pub fn rewrap(
         &self,
+        wrapped: &[u8],
+        key_id: &str,
+        context: &EncryptionContext,
+        to: Option<&str>,
+    ) -> Result<(Vec<u8>, String), KeyError> {
+        let plaintext = self.unwrap(wrapped, key_id, context)?;
+        let (wrapped, id) = self.wrap(&plaintext, to, context)?;
+        Ok((wrapped, id))
+    }
+
+    fn knows(&self, key_id: &str) -> bool {
+        self.keys.read().iter().any(|(id, _)| id == key_id)
+    }
+
+    /// Re-reads the file off the async threads when an object names a key this process does
+    /// not have (added by `gatehouse keys rotate-local` since start, and used by `keys rewrap`);
+    /// at most once a second, so objects naming unknown keys cannot make it read the file on
+    /// every request. A file that fails to load leaves the keys as they were.
+    async fn reload_for(&self, key_id: &str) -> Result<(), KeyError> {
+        {
+            let mut last = self.reloaded.lock();
+            let now = std::time::Instant::now();
+            if last.is_some_and(|t| now.duration_since(t) < RELOAD_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(now);
+        }
+        let path = self.path.clone();
+        let text =
+            tokio::task::spawn_blocking(move || read_file(&path).map_err(|e| e.into_error(&path)))
+                .await
+                .map_err(|e| file_error(&self.path, format!("reload task failed: {e}")))??;
+        let keys = parse(&self.path, &text)?;
+        if keys.iter().any(|(id, _)| id == key_id) {
+            tracing::info!(path = %self.path.display(), key_id, "key file re-read: new key-encryption key");
+        }
+        *self.keys.write() = keys;
+        Ok(())
+    }
+
+    /// A fresh random data key wrapped under `key_id` (default: the newest key).
+    fn wrap(
+        &self,
+        plaintext: &[u8; 32],
         key_id: Option<&str>,
         context: &EncryptionContext,
-    ) -> Result<DataKey, KeyError> {
-        let mut plaintext = Zeroizing::new([0u8; 32]);
+    ) -> Result<(Vec<u8>, String), KeyError> {
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut plaintext[..])
-            .and_then(|()| aws_lc_rs::rand::fill(&mut nonce))
+        aws_lc_rs::rand::fill(&mut nonce)
             .map_err(|_| KeyError::Unavailable("random number generator failed".into()))?;
         let keys = self.keys.read();
         let (id, kek) = match key_id {
@@ -164,14 +214,10 @@ impl KeyService for LocalKeyService {
             )
             .map_err(|_| KeyError::Unavailable("local wrap failed".into()))?;
         wrapped.extend_from_slice(tag.as_ref());
-        Ok(DataKey {
-            plaintext,
-            wrapped,
-            key_id: id.clone(),
-        })
+        Ok((wrapped, id.clone()))
     }
 
-    async fn decrypt_data_key(
+    fn unwrap(
         &self,
         wrapped: &[u8],
         key_id: &str,
@@ -194,6 +240,40 @@ impl KeyService for LocalKeyService {
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(plain);
         Ok(key)
+    }
+}
+
+/// Most one reload of the key file per this interval (see `reload_for`).
+const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[async_trait]
+impl KeyService for LocalKeyService {
+    async fn generate_data_key(
+        &self,
+        key_id: Option<&str>,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, KeyError> {
+        let mut plaintext = Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(&mut plaintext[..])
+            .map_err(|_| KeyError::Unavailable("random number generator failed".into()))?;
+        let (wrapped, key_id) = self.wrap(&plaintext, key_id, context)?;
+        Ok(DataKey {
+            plaintext,
+            wrapped,
+            key_id,
+        })
+    }
+
+    async fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        if !self.knows(key_id) {
+            self.reload_for(key_id).await?;
+        }
+        self.unwrap(wrapped, key_id, context)
     }
 }
 

@@ -17,6 +17,8 @@
 //! - [`seal`] / [`open`]: chunk-in, chunk-out segment transforms over [`buffer`]s that are
 //!   reused once the body writer drops them; [`range`]: Range mapping;
 //!   [`stream`]: both over store streams; [`envelope`]: the two calls the data path makes
+//! - [`rewrap`]: moves a share's data keys to another key-encryption key, bodies untouched
+//!   (`gatehouse keys rewrap`)
 
 pub mod buffer;
 pub mod cache;
@@ -30,6 +32,7 @@ pub mod local;
 pub mod metadata;
 pub mod open;
 pub mod range;
+pub mod rewrap;
 pub mod seal;
 pub mod stream;
 

@@ -4,7 +4,8 @@
 //! transformed chunks, polled lazily so memory stays at one segment plus the chunks in flight.
 //! An input error passes through unchanged (so a PUT still sees `StoreError::Body`); a seal or
 //! open failure becomes a `StoreError::Upstream` item naming the envelope error, after the
-//! output that authenticated before it. After any error the stream ends, and it never ends
+//! output that authenticated before it ([`is_integrity_failure`] tells the ones where the
+//! stored object failed authentication, so the audit event can say so). After any error the stream ends, and it never ends
 //! cleanly after one, so the HTTP layer aborts the response instead of finishing it.
 
 use std::collections::VecDeque;
@@ -54,9 +55,24 @@ pub fn open_stream(opener: Opener, ciphertext: ByteStream) -> ByteStream {
     Box::pin(Filtered::new(opener, ciphertext))
 }
 
+/// How the error item of an integrity failure starts (see [`is_integrity_failure`]).
+const INTEGRITY_FAILURE: &str = "envelope integrity: ";
+
 /// The error item an envelope failure becomes in a store stream.
 pub fn stream_error(e: &EnvelopeError) -> StoreError {
-    StoreError::Upstream(format!("envelope: {e}"))
+    if e.is_integrity_failure() {
+        StoreError::Upstream(format!("{INTEGRITY_FAILURE}{e}"))
+    } else {
+        StoreError::Upstream(format!("envelope: {e}"))
+    }
+}
+
+/// True for the error item an opened stream ends with when the stored object itself failed
+/// authentication (tampered, truncated, extended, moved), as opposed to a store that failed
+/// to deliver it or a transfer cut for other reasons. Input errors pass through an open
+/// unchanged and never start with this marker, which only [`stream_error`] writes.
+pub fn is_integrity_failure(e: &StoreError) -> bool {
+    matches!(e, StoreError::Upstream(detail) if detail.starts_with(INTEGRITY_FAILURE))
 }
 
 enum Phase {

@@ -156,6 +156,36 @@ pub(super) async fn read(
     Ok(Some(resp))
 }
 
+/// The plaintext size of an object of an envelope share and, given its whole stored body, the
+/// plaintext from byte 0 (for DLP, which scans from the start). A plaintext object is passed
+/// through only when the share accepts plaintext.
+pub(super) async fn plaintext(
+    state: &State,
+    access: &Access<'_>,
+    meta: &ObjectMeta,
+    body: Option<ByteStream>,
+) -> Result<(u64, Option<ByteStream>), Refusal> {
+    if !is_sealed(meta) {
+        plaintext_allowed(state, access)?;
+        return Ok((meta.size, body));
+    }
+    let plain = plain_size(meta)?;
+    let Some(ciphertext) = body else {
+        return Ok((plain, None));
+    };
+    let share = share_of(state, &access.share)?;
+    let ikey = internal_key(state, &access.share, &access.key);
+    let at = ObjectLocation {
+        bucket: &share.config.bucket,
+        key: &ikey,
+    };
+    let plan = OpenPlan::whole(meta.size).map_err(|e| crypto_refusal(e.into()))?;
+    let opened = crypto::open_object(keys(state)?, at, &meta.metadata, plan, ciphertext)
+        .await
+        .map_err(crypto_refusal)?;
+    Ok((plain, Some(opened)))
+}
+
 /// Seals an upload for an envelope share: the sealed body and the options to store it with.
 pub(super) async fn seal(
     state: &State,

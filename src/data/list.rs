@@ -4,7 +4,7 @@
 //! request's prefix, delimiter and continuation token; gives one page in key order. The
 //! upstream prefix is always narrowed to a grant before the store is asked, every returned
 //! key and common prefix is checked against the scope again, and the share's internal prefix
-//! is stripped. The continuation token names the plan step and the last partner-visible key.
+//! is stripped; staged uploads are never listed. The continuation token names the plan step and the last partner-visible key.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -44,7 +44,12 @@ pub(super) async fn list(
     };
     let share_cfg = &share_of(state, share)?.config;
     let store = &share_of(state, share)?.store;
-    let strip = |k: &str| k.strip_prefix(share_cfg.prefix.as_str()).map(str::to_owned);
+    // Staged uploads (S3, under the bucket's staging prefix) are never listed.
+    let strip = |k: &str| {
+        k.strip_prefix(share_cfg.prefix.as_str())
+            .filter(|_| !k.starts_with(crate::store::STAGING_PREFIX))
+            .map(str::to_owned)
+    };
     let (mut objects, mut prefixes, mut last) = (Vec::new(), Vec::new(), None::<(usize, String)>);
     let mut truncated = false;
     let mut i = cursor.i;

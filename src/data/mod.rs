@@ -6,9 +6,12 @@
 //! keys; shares it has no grant on answer like missing shares; session-level refusals (IP,
 //! time window, expiry, MFA, rate) name their reason. Store outages become 503 without detail.
 
+mod dlp;
 mod envelope;
 mod list;
 mod object;
+
+pub use dlp::{DLP_HEADER, DlpRecord, DlpRuntime, FindingCount};
 
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body::Body;
@@ -135,6 +138,14 @@ impl<'a> Access<'a> {
         let allowed = policy::evaluate(&req)
             .into_result()
             .map_err(|d| denial_refusal(d, action))?;
+        // Staged uploads of S3 shares wait under this prefix: never served, written or deleted.
+        if internal_key(state, share, key).starts_with(crate::store::STAGING_PREFIX) {
+            let error = match action {
+                Action::Read => S3Error::NoSuchKey,
+                _ => S3Error::AccessDenied,
+            };
+            return Err(Refusal::new(error, "reserved_key"));
+        }
         let grant_end = session
             .partner
             .grants
@@ -142,6 +153,7 @@ impl<'a> Access<'a> {
             .and_then(|g| g.conditions.valid_until);
         let cutoff = crate::body::Cutoff {
             revocations: state.revocations.clone(),
+            gate: state.gate.clone(),
             partner: auth.partner.clone(),
             session_id: auth.session_id.clone(),
             issued_at: auth.issued_at,

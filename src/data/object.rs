@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
 
+use super::dlp::write::PutError;
 use super::{
     Access, Pacings, classification_of, internal_key, is_reserved_metadata, share_of, store_refusal,
 };
@@ -29,6 +30,9 @@ pub(super) async fn read(
     head: bool,
     pacings: Pacings,
 ) -> Result<Response<ResponseBody>, Refusal> {
+    if let Some(active) = super::dlp::active(state, access).await? {
+        return super::dlp::read::read(state, ctx, access, &active, range, head, pacings).await;
+    }
     if share_of(state, &access.share)?.config.encrypt
         && let Some(resp) = super::envelope::read(state, ctx, access, range, head, &pacings).await?
     {
@@ -168,14 +172,23 @@ where
     if content_length.is_some_and(|n| n > limit) {
         return Err(Refusal::new(S3Error::EntityTooLarge, "object_too_large"));
     }
-    // Uploads carry the share's default classification until inbound DLP classifies them.
-    access.check_object(None, content_length)?;
     let encrypt = share_of(state, &access.share)?.config.encrypt;
-    let budget = if encrypt {
+    let dlp = super::dlp::active(state, access).await?;
+    // Without DLP an upload carries the share's default classification; with DLP it is
+    // classified from its content once received (and checked again then), at least the
+    // profile's minimum.
+    access.check_object(
+        dlp.as_ref().map(|a| a.profile.min_classification),
+        content_length,
+    )?;
+    let mut budget = if encrypt {
         MAX_METADATA_BYTES - crate::crypto::metadata::METADATA_BUDGET
     } else {
         MAX_METADATA_BYTES
     };
+    if dlp.is_some() {
+        budget -= super::dlp::METADATA_RESERVE;
+    }
     let metadata = user_metadata(headers, budget)?;
     let opts = PutOptions {
         content_type: headers
@@ -193,25 +206,33 @@ where
         ),
         access.cutoff.clone(),
     );
-    let mut opts = opts;
-    if encrypt {
-        (stream, opts) = super::envelope::seal(state, access, stream, opts).await?;
-    }
-    let store = &share_of(state, &access.share)?.store;
-    let result = store
-        .put(
-            &internal_key(state, &access.share, &access.key),
-            stream,
-            opts,
-        )
-        .await;
-    ctx.event.bytes_in = counters.bytes.load(Ordering::Acquire);
-    let put = result.map_err(|e| {
-        if counters.too_large.load(Ordering::Acquire) {
-            Refusal::new(S3Error::EntityTooLarge, "object_too_large")
-        } else {
-            store_refusal(e)
+    let result = match &dlp {
+        Some(active) => {
+            super::dlp::write::put(state, ctx, access, active, stream, opts, encrypt).await
         }
+        None => {
+            let mut opts = opts;
+            if encrypt {
+                (stream, opts) = super::envelope::seal(state, access, stream, opts).await?;
+            }
+            let store = &share_of(state, &access.share)?.store;
+            store
+                .put(
+                    &internal_key(state, &access.share, &access.key),
+                    stream,
+                    opts,
+                )
+                .await
+                .map_err(PutError::Store)
+        }
+    };
+    ctx.event.bytes_in = counters.bytes.load(Ordering::Acquire);
+    let put = result.map_err(|e| match e {
+        PutError::Refused(r) => r,
+        PutError::Store(_) if counters.too_large.load(Ordering::Acquire) => {
+            Refusal::new(S3Error::EntityTooLarge, "object_too_large")
+        }
+        PutError::Store(e) => store_refusal(e),
     })?;
     let mut resp = Response::new(body::empty());
     if let Some(v) = put

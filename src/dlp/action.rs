@@ -4,13 +4,19 @@
 //! job) and a finding's bytes; gives the replacement bytes. [`Action::Tokenize`] and
 //! [`Action::Hash`] are keyed (HMAC-SHA256 with the profile's [`TokenKey`], one per partner, so
 //! two partners cannot join on tokens and a 9-digit SSN cannot be reversed by hashing all of
-//! them). Validation of a profile against a pack happens in `Engine::compile`.
+//! them). [`Action::TokenizeFpe`] is FF1 with the data owner's [`FpeKey`] and the partner id as
+//! tweak (see [`super::fpe`]). Replacements keep CSV and JSON valid: inside a JSON string an
+//! escape sequence is masked whole, a JSON number that is replaced becomes a string.
+//! Validation of a profile against a pack happens in `Engine::compile`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use aws_lc_rs::hmac;
 use bytes::BytesMut;
+
+use super::format::{CsvOptions, FieldRule, OnUnscannable};
+use super::fpe::{Ff1, FpeKey};
 
 /// What to do with a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +36,13 @@ pub enum Action {
     Block,
     /// Report the finding; leave the bytes unchanged.
     Allow,
+    /// Format-preserving encryption (FF1, NIST SP 800-38G, AES-256) of the value's digits with
+    /// the profile's [`FpeKey`] and its `partner` as tweak: digits stay digits, everything
+    /// else (separators, letters) stays in place, the length is kept, and the data owner
+    /// reverses it with `gatehouse dlp detokenize`. Values with fewer than 6 digits (below
+    /// NIST's minimum domain of 10^6) are masked instead and counted in
+    /// [`Summary::fpe_fallbacks`](super::Summary::fpe_fallbacks).
+    TokenizeFpe,
 }
 
 impl Action {
@@ -42,12 +55,36 @@ impl Action {
             Action::Hash => "hash",
             Action::Block => "block",
             Action::Allow => "allow",
+            Action::TokenizeFpe => "tokenize_fpe",
         }
     }
 
+    /// The action a config name denotes (`mask` with `*` keeping nothing); `None` if unknown.
+    /// Config maps `mask` options (character, keep last) itself.
+    pub fn from_name(name: &str) -> Option<Action> {
+        Some(match name {
+            "mask" => Action::Mask {
+                with: '*',
+                keep_last: 0,
+            },
+            "redact" => Action::Redact,
+            "tokenize" => Action::Tokenize,
+            "tokenize_fpe" => Action::TokenizeFpe,
+            "hash" => Action::Hash,
+            "block" => Action::Block,
+            "allow" => Action::Allow,
+            _ => return None,
+        })
+    }
+
     /// Whether the replacement can differ in length from the value.
+    /// In JSON, a replaced number becomes a string (two quotes more) whatever the action; see
+    /// `Engine::preserves_length`.
     pub fn changes_length(&self) -> bool {
-        !matches!(self, Action::Mask { .. } | Action::Allow)
+        !matches!(
+            self,
+            Action::Mask { .. } | Action::Allow | Action::TokenizeFpe
+        )
     }
 
     fn needs_key(&self) -> bool {
@@ -88,6 +125,9 @@ impl TokenKey {
 }
 
 /// Which detectors run and what happens to each entity.
+///
+/// Build one with [`Profile::default_masking`], [`Profile::uniform`] or a struct literal ending
+/// in `..Profile::default()`, then the `with_*` methods for the structural and FPE settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub name: String,
@@ -98,6 +138,24 @@ pub struct Profile {
     pub default_action: Action,
     /// Needed when any action is `tokenize` or `hash`.
     pub key: Option<TokenKey>,
+    /// Column and field-path rules for CSV/TSV and JSON/NDJSON bodies, first match wins.
+    /// Config: e.g. `columns = { ssn = "mask" }`, `fields = { "customer.ssn" = "redact" }`.
+    pub field_rules: Vec<FieldRule>,
+    /// What happens to compressed, binary or non-text bodies (default: block).
+    pub on_unscannable: OnUnscannable,
+    /// CSV/TSV dialect (default: the first record is a header).
+    pub csv: CsvOptions,
+    /// The data owner's FF1 key; needed when any action is `tokenize_fpe`.
+    pub fpe_key: Option<FpeKey>,
+    /// The partner this profile is compiled for: the FF1 tweak. Needed with `tokenize_fpe`.
+    pub partner: Option<String>,
+}
+
+impl Default for Profile {
+    /// [`Profile::default_masking`].
+    fn default() -> Profile {
+        Profile::default_masking()
+    }
 }
 
 impl Profile {
@@ -121,6 +179,11 @@ impl Profile {
                 keep_last: 0,
             },
             key: None,
+            field_rules: Vec::new(),
+            on_unscannable: OnUnscannable::Block,
+            csv: CsvOptions::default(),
+            fpe_key: None,
+            partner: None,
         }
     }
 
@@ -132,7 +195,33 @@ impl Profile {
             actions: BTreeMap::new(),
             default_action: action,
             key,
+            ..Profile::default_masking()
         }
+    }
+
+    /// Adds a column or field-path rule (after the existing ones).
+    pub fn with_field_rule(mut self, rule: FieldRule) -> Profile {
+        self.field_rules.push(rule);
+        self
+    }
+
+    /// Sets what happens to bodies that cannot be scanned.
+    pub fn with_on_unscannable(mut self, on: OnUnscannable) -> Profile {
+        self.on_unscannable = on;
+        self
+    }
+
+    /// Sets the CSV/TSV dialect.
+    pub fn with_csv(mut self, csv: CsvOptions) -> Profile {
+        self.csv = csv;
+        self
+    }
+
+    /// Sets the FF1 key and the partner whose id is the tweak (for `tokenize_fpe`).
+    pub fn with_fpe(mut self, key: FpeKey, partner: &str) -> Profile {
+        self.fpe_key = Some(key);
+        self.partner = Some(partner.to_string());
+        self
     }
 
     /// The action for an entity.
@@ -146,8 +235,15 @@ impl Profile {
     /// Problems with the actions alone (mask characters, missing key), one line each.
     pub(crate) fn check_actions(&self) -> Vec<String> {
         let mut errors = Vec::new();
+        let labels: Vec<String> = self.field_rules.iter().map(FieldRule::label).collect();
         let all = std::iter::once(("default_action", &self.default_action))
-            .chain(self.actions.iter().map(|(k, v)| (k.as_str(), v)));
+            .chain(self.actions.iter().map(|(k, v)| (k.as_str(), v)))
+            .chain(
+                labels
+                    .iter()
+                    .zip(&self.field_rules)
+                    .map(|(l, r)| (l.as_str(), &r.action)),
+            );
         for (what, action) in all {
             if let Action::Mask { with, .. } = action
                 && !(with.is_ascii_graphic() || *with == ' ')
@@ -159,22 +255,100 @@ impl Profile {
             if action.needs_key() && self.key.is_none() {
                 errors.push(format!("{what}: `{}` needs a token key", action.name()));
             }
+            if *action == Action::TokenizeFpe && (self.fpe_key.is_none() || self.partner.is_none())
+            {
+                errors.push(format!(
+                    "{what}: `tokenize_fpe` needs an FPE key and a partner (the tweak)"
+                ));
+            }
+        }
+        for rule in &self.field_rules {
+            let ok = !rule.entity.is_empty()
+                && rule
+                    .entity
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                errors.push(format!(
+                    "{}: entity `{}` must be [A-Z0-9_]",
+                    rule.label(),
+                    rule.entity
+                ));
+            }
         }
         errors
     }
 }
 
-/// Writes the replacement of `value` (a finding of `entity`) under `action` to `out`.
+/// Where a finding sits, for replacements that keep the format valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Shape {
+    /// Text or a CSV cell.
+    #[default]
+    Plain,
+    /// Inside a JSON string: escape sequences are masked whole.
+    JsonString,
+    /// A whole JSON number: a replacement is written as a JSON string.
+    JsonNumber,
+}
+
+/// The keys of a compiled profile.
+#[derive(Default)]
+pub(crate) struct Keys {
+    pub hmac: Option<hmac::Key>,
+    pub fpe: Option<Ff1>,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+/// Writes the replacement of `value` (a finding of `entity`) under `action` to `out`. Gives
+/// true when `tokenize_fpe` fell back to masking (fewer than 6 digits).
 pub(crate) fn apply(
     action: Action,
     entity: &str,
     value: &[u8],
-    key: Option<&hmac::Key>,
+    keys: &Keys,
+    shape: Shape,
     out: &mut BytesMut,
-) {
+) -> bool {
+    let quote = shape == Shape::JsonNumber && action != Action::Allow;
+    if quote {
+        out.extend_from_slice(b"\"");
+    }
+    let fell_back = replace(action, entity, value, keys, shape, out);
+    if quote {
+        out.extend_from_slice(b"\"");
+    }
+    fell_back
+}
+
+fn replace(
+    action: Action,
+    entity: &str,
+    value: &[u8],
+    keys: &Keys,
+    shape: Shape,
+    out: &mut BytesMut,
+) -> bool {
+    let key = keys.hmac.as_ref();
+    let json = shape == Shape::JsonString;
     match action {
         Action::Allow => out.extend_from_slice(value),
-        Action::Mask { with, keep_last } => mask(value, with as u8, keep_last, out),
+        Action::Mask { with, keep_last } => mask(value, with as u8, keep_last, json, out),
+        Action::TokenizeFpe => {
+            let ff1 = keys
+                .fpe
+                .as_ref()
+                .expect("Engine::compile checks that tokenize_fpe has a key");
+            if !ff1.encrypt_digits(value, out) {
+                mask(value, b'*', 0, json, out);
+                return true;
+            }
+        }
         Action::Redact | Action::Block => {
             out.extend_from_slice(b"[REDACTED:");
             out.extend_from_slice(entity.as_bytes());
@@ -193,23 +367,52 @@ pub(crate) fn apply(
             }
         }
     }
+    false
 }
 
 fn maskable(b: u8) -> bool {
     !(b.is_ascii_punctuation() || b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
-fn mask(value: &[u8], with: u8, keep_last: usize, out: &mut BytesMut) {
-    let total = value.iter().filter(|&&b| maskable(b)).count();
+/// How each byte of `value` is masked: `0` kept (punctuation, whitespace), `1` masked unless
+/// among the last kept, `2` always masked: inside a JSON string every byte of an escape
+/// sequence (`\n`, `\u00e9`), so none is left half or turned into a bare quote.
+fn mask_classes(value: &[u8], json: bool) -> impl Iterator<Item = u8> + '_ {
+    let mut escape = 0usize;
+    value.iter().enumerate().map(move |(i, &b)| {
+        if escape > 0 {
+            escape -= 1;
+            return 2;
+        }
+        if json && b == b'\\' {
+            escape = if value.get(i + 1) == Some(&b'u') {
+                5
+            } else {
+                1
+            };
+            return 2;
+        }
+        u8::from(maskable(b))
+    })
+}
+
+fn mask(value: &[u8], with: u8, keep_last: usize, json: bool, out: &mut BytesMut) {
+    let total = mask_classes(value, json).filter(|&c| c == 1).count();
     let masked = total.saturating_sub(keep_last);
     let mut seen = 0;
-    out.extend(value.iter().map(|&b| {
-        if !maskable(b) {
-            return b;
-        }
-        seen += 1;
-        if seen <= masked { with } else { b }
-    }));
+    out.extend(
+        value
+            .iter()
+            .zip(mask_classes(value, json))
+            .map(|(&b, class)| match class {
+                0 => b,
+                2 => with,
+                _ => {
+                    seen += 1;
+                    if seen <= masked { with } else { b }
+                }
+            }),
+    );
 }
 
 fn keyed(key: Option<&hmac::Key>, domain: &[u8], value: &[u8]) -> [u8; 32] {
@@ -244,17 +447,70 @@ fn base32(data: &[u8], out: &mut BytesMut) {
 mod tests {
     use super::*;
 
-    fn run(action: Action, value: &str, key: Option<&TokenKey>) -> String {
+    fn run_in(action: Action, value: &str, key: Option<&TokenKey>, shape: Shape) -> String {
         let mut out = BytesMut::new();
-        let k = key.map(TokenKey::hmac_key);
+        let keys = Keys {
+            hmac: key.map(TokenKey::hmac_key),
+            fpe: None,
+        };
         apply(
             action,
             "CREDIT_CARD",
             value.as_bytes(),
-            k.as_ref(),
+            &keys,
+            shape,
             &mut out,
         );
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    fn run(action: Action, value: &str, key: Option<&TokenKey>) -> String {
+        run_in(action, value, key, Shape::Plain)
+    }
+
+    #[test]
+    fn json_replacements_keep_the_document_valid() {
+        let m = Action::Mask {
+            with: '*',
+            keep_last: 2,
+        };
+        let v = r"ann\n\u00e9@x.io";
+        let out = run_in(m, v, None, Shape::JsonString);
+        assert_eq!(out, r"***********@*.io");
+        assert_eq!(out.len(), v.len());
+        assert_eq!(
+            run_in(m, "536228845", None, Shape::JsonNumber),
+            "\"*******45\""
+        );
+        assert_eq!(
+            run_in(Action::Redact, "1", None, Shape::JsonNumber),
+            "\"[REDACTED:CREDIT_CARD]\""
+        );
+        assert_eq!(run_in(Action::Allow, "12", None, Shape::JsonNumber), "12");
+        for (action, value) in [(m, r#"a\\b\"c"#), (Action::Redact, r"\u0041")] {
+            let out = run_in(action, value, None, Shape::JsonString);
+            let doc = format!("{{\"k\": \"{out}\"}}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&doc).is_ok(),
+                "{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn action_names_round_trip() {
+        for a in [
+            Action::Redact,
+            Action::Tokenize,
+            Action::TokenizeFpe,
+            Action::Hash,
+            Action::Block,
+            Action::Allow,
+        ] {
+            assert_eq!(Action::from_name(a.name()), Some(a));
+        }
+        assert_eq!(Action::from_name("mask").unwrap().name(), "mask");
+        assert_eq!(Action::from_name("scramble"), None);
     }
 
     #[test]
@@ -323,5 +579,17 @@ mod tests {
         );
         assert_eq!(bad.check_actions().len(), 1);
         assert!(Profile::default_masking().check_actions().is_empty());
+        let fpe = Profile::uniform("p", Action::TokenizeFpe, None);
+        assert_eq!(fpe.check_actions().len(), 1);
+        let fpe = fpe.with_fpe(FpeKey::new([7; 32]), "partner-a");
+        assert!(fpe.check_actions().is_empty());
+        let bad_rule = Profile::default()
+            .with_field_rule(FieldRule::column("ssn", Action::Hash).with_entity("bad entity"));
+        assert_eq!(
+            bad_rule.check_actions().len(),
+            2,
+            "{:?}",
+            bad_rule.check_actions()
+        );
     }
 }

@@ -1,13 +1,21 @@
-//! `gatehouse dlp scan`: the gateway's DLP engine on a local file or stdin, for operators.
+//! `gatehouse dlp scan`, `dlp detokenize` and `dlp fpe-key`: the DLP engine for operators and
+//! data owners.
 //!
-//! Takes the scan flags; gives the transformed bytes on stdout, optionally one JSON line per
-//! finding (`{"start","end","entity","detector","action"}`, byte offsets in the input, never the
-//! value) and a one-line summary of counts on stderr. Reads 64 KiB at a time, so memory stays
-//! constant whatever the input size. Exit codes: 0 done, 1 I/O error, 3 a `block` action fired,
-//! 64 bad pattern files or profile (every problem printed as `file:line: reason`).
+//! `scan` takes the scan flags; gives the transformed bytes on stdout, optionally one JSON line
+//! per finding (`{"start","end","entity","detector","action"}`, byte offsets in the input, never
+//! the value) and a one-line summary of counts on stderr. Reads 64 KiB at a time, so memory
+//! stays constant whatever the input size. The format is `--format`, else the file's
+//! extension, else sniffed; compressed or binary input is blocked (exit 3). Exit codes: 0 done,
+//! 1 I/O error, 3 a `block` action fired or the input is unscannable, 64 bad pattern files or
+//! profile (every problem printed as `file:line: reason`).
+//!
+//! `fpe-key` creates a wrapped FF1 key file with a key service (local key file or AWS KMS);
+//! `detokenize` unwraps it and reverses `tokenize_fpe` tokens made for one partner (arguments,
+//! or one token a line on stdin). Both exit 1 on key or I/O errors, 2 on a token that cannot be
+//! reversed (fewer than 6 digits).
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +23,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 
+use super::format::FormatHint;
+use super::fpe::{FpeKeyFile, detokenize as reverse};
 use super::{Engine, Pack, Profile, ScanMode, Summary};
+use crate::crypto::{KeyService, KmsKeyService, LocalKeyService};
 
 /// Bytes read per chunk.
 pub const CHUNK: usize = 64 * 1024;
@@ -24,12 +35,31 @@ pub const EXIT_BLOCKED: u8 = 3;
 /// Exit code for bad pattern files or profile (as `gatehouse check`).
 pub const EXIT_BAD_PATTERNS: u8 = 64;
 
-/// How the input is read. Only plain text for now; CSV and JSON rules come with the
-/// format-aware scanner.
+/// How the input is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
+    /// The file's extension, else sniffed from the first bytes.
     #[default]
+    Auto,
     Text,
+    Csv,
+    Tsv,
+    Json,
+    Ndjson,
+}
+
+impl Format {
+    /// The engine format it forces (`None`: decide from the name and the bytes).
+    pub fn forced(self) -> Option<super::Format> {
+        Some(match self {
+            Format::Auto => return None,
+            Format::Text => super::Format::Text,
+            Format::Csv => super::Format::Csv,
+            Format::Tsv => super::Format::Tsv,
+            Format::Json => super::Format::Json,
+            Format::Ndjson => super::Format::Ndjson,
+        })
+    }
 }
 
 /// The flags of `gatehouse dlp scan`.
@@ -102,8 +132,15 @@ fn run(engine: &Arc<Engine>, args: &ScanArgs) -> anyhow::Result<Summary> {
         }
     };
     let mut stdout = BufWriter::with_capacity(CHUNK, io::stdout().lock());
+    let name = args.input.to_string_lossy();
+    let hint = FormatHint {
+        content_type: None,
+        name: (args.input != Path::new("-")).then_some(&*name),
+        forced: args.format.forced(),
+    };
     let summary = scan_io(
         engine,
+        &hint,
         &mut input,
         &mut stdout,
         findings.as_mut().map(|w| w as &mut dyn Write),
@@ -118,11 +155,12 @@ fn run(engine: &Arc<Engine>, args: &ScanArgs) -> anyhow::Result<Summary> {
 /// Scans `input` to `output` in [`CHUNK`]-sized reads, writing findings as JSON lines.
 pub fn scan_io(
     engine: &Arc<Engine>,
+    hint: &FormatHint<'_>,
     input: &mut dyn Read,
     output: &mut dyn Write,
     mut findings: Option<&mut dyn Write>,
 ) -> anyhow::Result<Summary> {
-    let mut scanner = engine.scanner(ScanMode::Transform);
+    let mut scanner = engine.scanner_for(ScanMode::Transform, hint);
     scanner.keep_findings(findings.is_some());
     let mut out: Vec<Bytes> = Vec::new();
     loop {
@@ -183,12 +221,165 @@ pub fn describe(s: &Summary) -> String {
     per.sort();
     let detail: Vec<String> = per.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let blocked = if s.blocked { "; BLOCKED" } else { "" };
+    let mut notes = String::new();
+    if let Some(f) = s.format {
+        notes.push_str(&format!(" as {}", f.name()));
+    }
+    if let Some(u) = s.unscannable {
+        notes.push_str(&format!("; unscannable: {}", u.reason()));
+    }
+    if s.syntax_errors > 0 {
+        notes.push_str(&format!("; {} syntax errors", s.syntax_errors));
+    }
+    if s.fpe_fallbacks > 0 {
+        notes.push_str(&format!("; {} too short for FPE, masked", s.fpe_fallbacks));
+    }
     format!(
-        "dlp scan: {} bytes, {} findings ({}){blocked}",
+        "dlp scan: {} bytes{notes}, {} findings ({}){blocked}",
         s.bytes_in,
         s.total(),
         detail.join(", ")
     )
+}
+
+/// Where the key-encryption key of an FPE key file lives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyServiceArgs {
+    /// Local key-encryption-key file (as `data/keys/local-kek.json`).
+    #[arg(
+        long,
+        conflicts_with = "kms_key_id",
+        required_unless_present = "kms_key_id"
+    )]
+    pub local_kek: Option<PathBuf>,
+    /// AWS KMS key id, ARN or alias that wraps the FPE key.
+    #[arg(long)]
+    pub kms_key_id: Option<String>,
+    #[arg(long, requires = "kms_key_id")]
+    pub kms_region: Option<String>,
+    /// KMS endpoint URL (tests, VPC endpoints).
+    #[arg(long, requires = "kms_key_id")]
+    pub kms_endpoint: Option<String>,
+}
+
+impl KeyServiceArgs {
+    async fn open(&self) -> anyhow::Result<(Box<dyn KeyService>, Option<String>)> {
+        match (&self.local_kek, &self.kms_key_id) {
+            (Some(path), _) => Ok((Box::new(LocalKeyService::open(path)?), None)),
+            (None, Some(id)) => {
+                let kms = KmsKeyService::new(
+                    self.kms_region.as_deref(),
+                    self.kms_endpoint.as_deref(),
+                    Some(id.clone()),
+                )
+                .await;
+                Ok((Box::new(kms), Some(id.clone())))
+            }
+            (None, None) => anyhow::bail!("give --local-kek or --kms-key-id"),
+        }
+    }
+}
+
+/// `gatehouse dlp fpe-key`: create a wrapped FF1 key file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FpeKeyArgs {
+    #[command(flatten)]
+    pub service: KeyServiceArgs,
+    /// The key's name (bound to the wrapped key; shows which key made which tokens).
+    #[arg(long)]
+    pub name: String,
+    /// Where to write the key file (refused if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `gatehouse dlp detokenize`: reverse `tokenize_fpe` tokens for the data owner.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DetokenizeArgs {
+    #[command(flatten)]
+    pub service: KeyServiceArgs,
+    /// The wrapped FPE key file the gateway used.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The partner the tokens were made for (the FF1 tweak).
+    #[arg(long)]
+    pub partner: String,
+    /// Tokens to reverse; one a line on stdin when none are given.
+    pub tokens: Vec<String>,
+}
+
+/// Runs `fpe-key`; gives the exit code.
+pub async fn fpe_key(args: &FpeKeyArgs) -> ExitCode {
+    let result = async {
+        anyhow::ensure!(!args.out.exists(), "{} exists", args.out.display());
+        let (service, kek) = args.service.open().await?;
+        let (file, _key) = FpeKeyFile::create(&*service, kek.as_deref(), &args.name).await?;
+        file.save(&args.out)?;
+        eprintln!(
+            "wrote {} (FPE key `{}`, wrapped by `{}`)",
+            args.out.display(),
+            file.name,
+            file.key_id
+        );
+        Ok(())
+    }
+    .await;
+    exit(result)
+}
+
+/// Runs `detokenize`: one original per token, in order, on stdout; gives the exit code.
+pub async fn detokenize(args: &DetokenizeArgs) -> ExitCode {
+    let mut out = BufWriter::new(io::stdout().lock());
+    let result = detokenize_io(args, &mut io::stdin().lock(), &mut out).await;
+    match result.and_then(|n| out.flush().map(|()| n).map_err(Into::into)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(2),
+        Err(e) => exit(Err(e)),
+    }
+}
+
+/// Reverses the tokens of `args` (or of `input`, one a line, when it has none) to `output`, one
+/// line each (empty for a token that cannot be reversed); gives how many could not.
+pub async fn detokenize_io(
+    args: &DetokenizeArgs,
+    input: &mut dyn BufRead,
+    output: &mut dyn Write,
+) -> anyhow::Result<usize> {
+    let file = FpeKeyFile::load(&args.key)?;
+    let (service, _) = args.service.open().await?;
+    let key = file.unwrap(&*service).await?;
+    let mut failed = 0;
+    let mut one = |token: &str| -> anyhow::Result<()> {
+        match reverse(&key, &args.partner, token.as_bytes()) {
+            Ok(v) => output.write_all(&v)?,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+        output.write_all(b"\n")?;
+        Ok(())
+    };
+    if args.tokens.is_empty() {
+        for line in input.lines() {
+            one(line?.trim_end_matches('\r'))?;
+        }
+    } else {
+        for t in &args.tokens {
+            one(t)?;
+        }
+    }
+    Ok(failed)
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +411,7 @@ mod tests {
         let (mut out, mut found) = (Vec::new(), Vec::new());
         let summary = scan_io(
             &engine,
+            &FormatHint::default(),
             &mut Trickle(text.as_bytes(), 7000),
             &mut out,
             Some(&mut found),
@@ -254,10 +446,97 @@ mod tests {
         std::fs::write(dir.path().join("bad.toml"), "[[detector]]\nid = \"x\"\n").unwrap();
         let args = ScanArgs {
             patterns: Some(dir.path().to_path_buf()),
-            format: Format::Text,
+            format: Format::Auto,
             findings: None,
             input: dir.path().join("missing"),
         };
         assert_eq!(scan(&args), ExitCode::from(EXIT_BAD_PATTERNS));
+    }
+
+    #[tokio::test]
+    async fn detokenize_reverses_what_the_engine_tokenized_for_that_partner() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = dir.path().join("kek");
+        let service = KeyServiceArgs {
+            local_kek: Some(kek.clone()),
+            kms_key_id: None,
+            kms_region: None,
+            kms_endpoint: None,
+        };
+        let key_file = dir.path().join("fpe.json");
+        // The key service file must exist before `fpe-key` (the gateway creates it).
+        LocalKeyService::open_or_create(&kek).unwrap();
+        let made = fpe_key(&FpeKeyArgs {
+            service: service.clone(),
+            name: "cards".into(),
+            out: key_file.clone(),
+        })
+        .await;
+        assert_eq!(made, ExitCode::SUCCESS);
+        // The gateway side: unwrap, compile a profile, tokenize a CSV.
+        let local = LocalKeyService::open(&kek).unwrap();
+        let key = FpeKeyFile::load(&key_file)
+            .unwrap()
+            .unwrap(&local)
+            .await
+            .unwrap();
+        let mut profile = Profile::default_masking().with_fpe(key, "partner-a");
+        profile
+            .actions
+            .insert("CREDIT_CARD".into(), super::super::Action::TokenizeFpe);
+        let engine = Arc::new(Engine::compile(&Pack::builtin(), &profile).unwrap());
+        let text = "name,card\nann,4111 1111 1111 1111\nbob,5500-0000-0000-0004\n";
+        let mut out = Vec::new();
+        let hint = FormatHint {
+            forced: Some(super::super::Format::Csv),
+            ..FormatHint::default()
+        };
+        scan_io(&engine, &hint, &mut text.as_bytes(), &mut out, None).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let tokens: Vec<String> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect();
+        assert!(
+            !out.contains("4111 1111 1111 1111") && !out.contains("5500-"),
+            "{out}"
+        );
+        // The data owner: tokens on stdin, originals out.
+        let mut args = DetokenizeArgs {
+            service,
+            key: key_file.clone(),
+            partner: "partner-a".into(),
+            tokens: Vec::new(),
+        };
+        let stdin = format!("{}\n{}\n", tokens[0], tokens[1]);
+        let mut plain = Vec::new();
+        let failed = detokenize_io(&args, &mut stdin.as_bytes(), &mut plain)
+            .await
+            .unwrap();
+        assert_eq!(failed, 0);
+        assert_eq!(
+            String::from_utf8(plain).unwrap(),
+            "4111 1111 1111 1111\n5500-0000-0000-0004\n"
+        );
+        // Another partner's tweak does not give the originals; short tokens are refused.
+        args.partner = "partner-b".into();
+        args.tokens = vec![tokens[0].clone(), "12-34".into()];
+        let mut plain = Vec::new();
+        let failed = detokenize_io(&args, &mut &b""[..], &mut plain)
+            .await
+            .unwrap();
+        assert_eq!(failed, 1);
+        let plain = String::from_utf8(plain).unwrap();
+        assert!(!plain.contains("4111 1111 1111 1111"));
+        assert!(plain.ends_with("\n\n"));
+        // Creating over an existing key file is refused.
+        let again = fpe_key(&FpeKeyArgs {
+            service: args.service.clone(),
+            name: "cards".into(),
+            out: key_file,
+        })
+        .await;
+        assert_eq!(again, ExitCode::FAILURE);
     }
 }

@@ -6,22 +6,26 @@
 //! events open their windows). Both run over every byte in interleaved lanes; per-detector
 //! regexes then confirm inside the windows. Per-stream state lives in a `Scanner`; an `Engine`
 //! is immutable and shared.
+//! The profile's column and field-path rules become extra targets after the detectors (their
+//! findings are forced, not searched), and its structural settings (CSV dialect,
+//! `on_unscannable`) are kept for the scanners.
 //! [`Engine::compile`] fails with every problem of the profile at once (unknown detector ids or
-//! entities, mask characters, keyed actions without a key).
+//! entities, mask characters, keyed actions without a key, bad field paths).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use aho_corasick::MatchKind;
-use aws_lc_rs::hmac;
 use parking_lot::Mutex;
 use regex_automata::dfa::dense;
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 
-use super::action::{Action, Profile};
+use super::action::{Action, Keys, Profile};
 use super::detector::Detector;
+use super::format::{CsvOptions, FieldPath, FieldTarget, Format, FormatHint, OnUnscannable};
+use super::fpe::Ff1;
 use super::pattern::{Pack, PatternError};
 use super::stream::{ScanMode, Scanner};
 
@@ -64,6 +68,32 @@ pub(crate) struct Word {
     pub context_of: Vec<u32>,
 }
 
+/// A column or field-path rule as the engine runs it.
+#[derive(Debug)]
+pub(crate) struct RuleSlot {
+    /// `column:ssn`, `path:customer.ssn`: the detector name its findings carry.
+    pub label: Arc<str>,
+    pub entity: Arc<str>,
+    pub action: Action,
+    pub target: RuleTarget,
+}
+
+#[derive(Debug)]
+pub(crate) enum RuleTarget {
+    /// Lowercased, trimmed header name.
+    Column(Vec<u8>),
+    ColumnIndex(usize),
+    Path(FieldPath),
+}
+
+/// What a finding reports and does, whether from a detector or a rule.
+pub(crate) struct Target<'a> {
+    pub entity: &'a Arc<str>,
+    pub id: &'a Arc<str>,
+    pub action: Action,
+    pub priority: i32,
+}
+
 /// The profile does not fit the pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileErrors(pub Vec<String>);
@@ -88,7 +118,11 @@ pub struct Engine {
     pub(crate) horizon: usize,
     /// Bytes kept before the frontier: the widest context window plus boundary bytes.
     pub(crate) lookback: usize,
-    pub(crate) key: Option<hmac::Key>,
+    pub(crate) keys: Keys,
+    /// Column and path rules; their target index is `slots.len() + i`.
+    pub(crate) rules: Vec<RuleSlot>,
+    pub(crate) on_unscannable: OnUnscannable,
+    pub(crate) csv: CsvOptions,
     profile: String,
     pack_version: String,
     /// Regex caches of finished scanners, for the next ones.
@@ -131,6 +165,28 @@ impl Engine {
                     .collect()
             }
         };
+        let mut rules = Vec::new();
+        for rule in &profile.field_rules {
+            let target = match &rule.target {
+                FieldTarget::Column(name) => {
+                    RuleTarget::Column(name.trim().to_ascii_lowercase().into_bytes())
+                }
+                FieldTarget::ColumnIndex(i) => RuleTarget::ColumnIndex(*i),
+                FieldTarget::Path(p) => match FieldPath::parse(p) {
+                    Ok(path) => RuleTarget::Path(path),
+                    Err(e) => {
+                        errors.push(format!("profile `{}`: {e}", profile.name));
+                        continue;
+                    }
+                },
+            };
+            rules.push(RuleSlot {
+                label: rule.label().into(),
+                entity: rule.entity.as_str().into(),
+                action: rule.action,
+                target,
+            });
+        }
         if !errors.is_empty() {
             return Err(ProfileErrors(errors));
         }
@@ -138,18 +194,86 @@ impl Engine {
             .iter()
             .map(|d| ((*d).clone(), profile.action_for(&d.entity)))
             .collect();
-        let key = profile.key.as_ref().map(|k| k.hmac_key());
+        let keys = Keys {
+            hmac: profile.key.as_ref().map(|k| k.hmac_key()),
+            fpe: match (&profile.fpe_key, &profile.partner) {
+                (Some(k), Some(p)) => Some(Ff1::new(k, p)),
+                _ => None,
+            },
+        };
         let set_dfa = |set: &[u32]| {
             let ids: Vec<&str> = set.iter().map(|&i| &*selected[i as usize].id).collect();
             pack.set_dfa(&ids)
         };
-        build(slots, key, &profile.name, pack.version(), set_dfa)
-            .map_err(|e| ProfileErrors(vec![e]))
+        let mut engine = build(slots, keys, &profile.name, pack.version(), set_dfa)
+            .map_err(|e| ProfileErrors(vec![e]))?;
+        engine.rules = rules;
+        engine.on_unscannable = profile.on_unscannable;
+        engine.csv = profile.csv;
+        Ok(engine)
     }
 
-    /// A scanner for one stream.
+    /// A scanner for one stream of plain text: no format parsing and no binary check (use
+    /// [`Engine::scanner_for`] for object bodies).
     pub fn scanner(self: &Arc<Self>, mode: ScanMode) -> Scanner {
-        Scanner::new(Arc::clone(self), mode)
+        Scanner::new(Arc::clone(self), mode, None)
+    }
+
+    /// A scanner for one object body. The format comes from `hint` (forced, then
+    /// Content-Type, then the name's extension), else from sniffing the first bytes; those
+    /// bytes are always checked for compressed or binary content, which follows the profile's
+    /// `on_unscannable` (see [`Summary::unscannable`](super::Summary::unscannable)). Output is
+    /// held back until the first [`SNIFF_LEN`](super::format::SNIFF_LEN) bytes (or the end)
+    /// have arrived.
+    pub fn scanner_for(self: &Arc<Self>, mode: ScanMode, hint: &FormatHint<'_>) -> Scanner {
+        Scanner::new(Arc::clone(self), mode, Some(hint.declared()))
+    }
+
+    /// Whether output always has the input's length for bodies of `format` (every action is
+    /// `mask`, `allow` or `tokenize_fpe`, and in JSON nothing is replaced at all, since a
+    /// replaced number becomes a string). When false, send the body chunked.
+    pub fn preserves_length(&self, format: Format) -> bool {
+        let mut actions = self
+            .slots
+            .iter()
+            .map(|s| s.action)
+            .chain(self.rules.iter().map(|r| r.action));
+        match format {
+            Format::Json | Format::Ndjson => actions.all(|a| a == Action::Allow),
+            _ => actions.all(|a| !a.changes_length()),
+        }
+    }
+
+    /// What `on_unscannable` says.
+    pub fn on_unscannable(&self) -> OnUnscannable {
+        self.on_unscannable
+    }
+
+    /// Detectors and rules: target `i` of a candidate.
+    pub(crate) fn target(&self, i: u32) -> Target<'_> {
+        let i = i as usize;
+        match self.slots.get(i) {
+            Some(s) => Target {
+                entity: &s.det.entity,
+                id: &s.det.id,
+                action: s.action,
+                priority: s.det.priority,
+            },
+            None => {
+                let r = &self.rules[i - self.slots.len()];
+                Target {
+                    entity: &r.entity,
+                    id: &r.label,
+                    action: r.action,
+                    priority: i32::MAX,
+                }
+            }
+        }
+    }
+
+    /// Number of targets: detectors, then rules.
+    pub(crate) fn targets(&self) -> usize {
+        self.slots.len() + self.rules.len()
     }
 
     /// Name of the profile this engine was compiled from.
@@ -193,15 +317,16 @@ impl Engine {
         }
     }
 
-    /// Whether any detector's action is `block`.
+    /// Whether any detector's or rule's action is `block`.
     pub fn can_block(&self) -> bool {
         self.slots.iter().any(|s| s.action == Action::Block)
+            || self.rules.iter().any(|r| r.action == Action::Block)
     }
 }
 
 pub(crate) fn build(
     slots: Vec<(Detector, Action)>,
-    key: Option<hmac::Key>,
+    keys: Keys,
     profile: &str,
     pack_version: &str,
     set_dfa: impl FnOnce(&[u32]) -> Option<Arc<dense::DFA<Vec<u32>>>>,
@@ -302,7 +427,10 @@ pub(crate) fn build(
         ac,
         words,
         set,
-        key,
+        keys,
+        rules: Vec::new(),
+        on_unscannable: OnUnscannable::Block,
+        csv: CsvOptions::default(),
         profile: profile.to_string(),
         pack_version: pack_version.to_string(),
         pool: Mutex::new(Vec::new()),
@@ -325,7 +453,13 @@ pub(crate) fn check_examples(det: &Detector) -> Vec<PatternError> {
             .ok()
             .map(Arc::new)
     };
-    let engine = match build(vec![(det.clone(), action)], None, "examples", "", set_dfa) {
+    let engine = match build(
+        vec![(det.clone(), action)],
+        Keys::default(),
+        "examples",
+        "",
+        set_dfa,
+    ) {
         Ok(e) => Arc::new(e),
         Err(e) => return vec![err(det.line, e)],
     };

@@ -16,15 +16,19 @@
 //! - [`engine`]: keyword automaton + keyword-free regex set for a profile
 //! - `lanes`: the interleaved DFA pass over every byte
 //! - [`stream`]: the [`Scanner`]: carry-over, candidate search, overlap resolution, output
+//! - [`format`]: formats, sniffing and `on_unscannable`, CSV and JSON tokenizers, field rules
 //! - [`action`]: [`Profile`], [`Action`], [`TokenKey`] and the replacements
+//! - [`fpe`]: FF1 tokens, the wrapped [`FpeKey`] file, detokenization
 //! - [`filter`]: `ByteStream -> ByteStream` for GET and PUT
-//! - [`cli`]: `gatehouse dlp scan`
+//! - [`cli`]: `gatehouse dlp scan`, `dlp detokenize`, `dlp fpe-key`
 
 pub mod action;
 pub mod cli;
 pub mod detector;
 pub mod engine;
 pub mod filter;
+pub mod format;
+pub mod fpe;
 mod lanes;
 pub mod pattern;
 pub mod stream;
@@ -34,6 +38,10 @@ pub use action::{Action, Profile, TokenKey};
 pub use detector::Detector;
 pub use engine::{Engine, ProfileErrors};
 pub use filter::{BLOCKED, SummaryHandle, scan_stream};
+pub use format::{
+    CsvOptions, FieldRule, FieldTarget, Format, FormatHint, OnUnscannable, Unscannable,
+};
+pub use fpe::{FpeError, FpeKey, FpeKeyFile};
 pub use pattern::{Pack, PatternError, PatternErrors};
 pub use stream::{Finding, ScanMode, Scanner, Summary, findings_in, transform};
 pub use validate::Validator;

@@ -9,9 +9,17 @@
 //! entity), then higher `priority`, then pack order; the loser is dropped. Nothing here fails:
 //! a scanner always ends, and never logs what it matched.
 //!
+//! Object-body scanners ([`Engine::scanner_for`]) first hold back the first
+//! [`SNIFF_LEN`](super::format::SNIFF_LEN) bytes: unscannable content follows the profile's `on_unscannable` (blocked:
+//! nothing is output; passed: output unchanged, nothing scanned); otherwise the format is
+//! settled and, for CSV/TSV and JSON/NDJSON, a tokenizer runs ahead of detection
+//! (`structure`): findings must lie inside one cell or JSON string or number, header and key
+//! names count as context words, and column/path rules force findings on whole cells and
+//! values.
+//!
 //! Memory per scanner: the carry-over (`Engine::carry_over`), the chunk being processed, the
-//! words and candidates inside the carry-over, and the findings not yet drained (turn them off
-//! with [`Scanner::keep_findings`]; the counts in [`Summary`] are always kept).
+//! words, cells and candidates inside the carry-over, and the findings not yet drained (turn
+//! them off with [`Scanner::keep_findings`]; the counts in [`Summary`] are always kept).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,10 +28,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 
-use super::action::{Action, apply};
+use super::action::{Action, Shape, apply};
 use super::engine::{Engine, Trigger};
+use super::format::{Format, OnUnscannable, Sniffed, Unscannable, sniff};
 
 mod search;
+mod structure;
+
+use structure::Structure;
 
 /// Unchanged runs at least this long are passed on as slices of the input, without copying.
 const ZERO_COPY_MIN: usize = 4096;
@@ -57,6 +69,15 @@ pub struct Summary {
     pub blocked: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The format the body was scanned as (`None`: not decided, or unscannable).
+    pub format: Option<Format>,
+    /// Why the body could not be scanned; with `on_unscannable = block`, `blocked` is set.
+    pub unscannable: Option<Unscannable>,
+    /// JSON/NDJSON syntax errors: the rest of the document (the line, for NDJSON) was scanned
+    /// as text.
+    pub syntax_errors: u64,
+    /// `tokenize_fpe` findings with fewer than 6 digits, masked instead.
+    pub fpe_fallbacks: u64,
 }
 
 impl Summary {
@@ -73,7 +94,9 @@ struct Candidate {
     end: u64,
     /// Bytes between the value and its nearest context word (0 without context).
     context: u32,
+    /// Detector slot, or `slots.len() + rule` for a column or path rule.
     slot: u32,
+    shape: Shape,
 }
 
 /// A keyword or context word occurrence.
@@ -122,6 +145,13 @@ pub struct Scanner {
     /// they hold stay warm from one stream to the next.
     caches: Vec<Option<meta::Cache>>,
     caps: Vec<Option<Captures>>,
+    /// Object bodies: `Some(declared format)` until the first bytes are sniffed.
+    sniff: Option<Option<Format>>,
+    format: Option<Format>,
+    unscannable: Option<Unscannable>,
+    /// The CSV/JSON tokenizer and its cells, for structured formats.
+    structure: Option<Structure>,
+    fpe_fallbacks: u64,
 }
 
 impl Drop for Scanner {
@@ -133,7 +163,12 @@ impl Drop for Scanner {
 }
 
 impl Scanner {
-    pub(crate) fn new(engine: Arc<Engine>, mode: ScanMode) -> Scanner {
+    /// `sniff`: `Some(declared format)` for object bodies, `None` for plain text.
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        mode: ScanMode,
+        sniff: Option<Option<Format>>,
+    ) -> Scanner {
         let n = engine.slots.len();
         let (caches, caps) = engine.take_caches();
         let everywhere = |s: &super::engine::Slot| s.trigger == Trigger::Everywhere;
@@ -161,10 +196,15 @@ impl Scanner {
             out_buf: BytesMut::new(),
             findings: Vec::new(),
             keep_findings: true,
-            counts: vec![0; n],
+            counts: vec![0; engine.targets()],
             blocked: false,
             bytes_out: 0,
             finished: false,
+            format: sniff.is_none().then_some(Format::Text),
+            sniff,
+            unscannable: None,
+            structure: None,
+            fpe_fallbacks: 0,
             engine,
         }
     }
@@ -207,19 +247,27 @@ impl Scanner {
 
     /// Totals so far.
     pub fn summary(&self) -> Summary {
-        let counts = self
-            .engine
-            .slots
-            .iter()
-            .zip(&self.counts)
-            .filter(|(_, n)| **n > 0)
-            .map(|(s, n)| (s.det.entity.clone(), s.det.id.clone(), s.action, *n))
+        let counts = (0..self.counts.len() as u32)
+            .filter(|&i| self.counts[i as usize] > 0)
+            .map(|i| {
+                let t = self.engine.target(i);
+                (
+                    t.entity.clone(),
+                    t.id.clone(),
+                    t.action,
+                    self.counts[i as usize],
+                )
+            })
             .collect();
         Summary {
             counts,
             blocked: self.blocked,
             bytes_in: self.base + self.buf.len() as u64,
             bytes_out: self.bytes_out,
+            format: self.format.filter(|_| self.unscannable.is_none()),
+            unscannable: self.unscannable,
+            syntax_errors: self.structure.as_ref().map_or(0, Structure::syntax_errors),
+            fpe_fallbacks: self.fpe_fallbacks,
         }
     }
 
@@ -234,6 +282,24 @@ impl Scanner {
     fn process(&mut self, end: bool, out: &mut Vec<Bytes>) {
         let engine = Arc::clone(&self.engine);
         let avail = self.avail();
+        if self.sniff.is_some() && !self.settle_format(end) {
+            return;
+        }
+        if self.unscannable.is_some() {
+            // Passed: unchanged; blocked: nothing goes out.
+            let pass = engine.on_unscannable == OnUnscannable::Pass;
+            if self.mode == ScanMode::Transform {
+                self.advance_input(avail, pass.then_some(&mut *out));
+            }
+            self.flush(out);
+            self.base = avail;
+            self.buf.clear();
+            return;
+        }
+        if let Some(st) = self.structure.as_mut() {
+            st.parse(&self.buf, self.base, end);
+            self.apply_structure(avail);
+        }
         self.scan_words(avail);
         self.scan_set(avail, end);
         let limit = |h: usize| {
@@ -255,10 +321,32 @@ impl Scanner {
         self.trim();
     }
 
+    /// Sniffs the first bytes once enough have arrived; false while holding them back.
+    fn settle_format(&mut self, end: bool) -> bool {
+        let Some(declared) = self.sniff else {
+            return true;
+        };
+        let format = match sniff(&self.buf, end) {
+            Sniffed::NeedMore => return false,
+            Sniffed::Unscannable(why) => {
+                self.unscannable = Some(why);
+                self.blocked |= self.engine.on_unscannable == OnUnscannable::Block;
+                None
+            }
+            Sniffed::Scannable(guess) => Some(declared.unwrap_or(guess)),
+        };
+        self.sniff = None;
+        self.format = format;
+        if let Some(f) = format.filter(|f| f.is_structured()) {
+            self.structure = Some(Structure::new(f, &self.engine));
+        }
+        true
+    }
+
     /// Resolves the candidates starting before `frontier` and emits output up to it.
     fn decide(&mut self, frontier: u64, out: &mut Vec<Bytes>) {
         let engine = Arc::clone(&self.engine);
-        let prio = |c: &Candidate| engine.slots[c.slot as usize].det.priority;
+        let prio = |c: &Candidate| engine.target(c.slot).priority;
         self.pending.sort_unstable_by(|a, b| {
             a.start
                 .cmp(&b.start)
@@ -282,29 +370,35 @@ impl Scanner {
 
     fn choose(&mut self, c: Candidate, out: &mut Vec<Bytes>) {
         let engine = Arc::clone(&self.engine);
-        let slot = &engine.slots[c.slot as usize];
+        let target = engine.target(c.slot);
         self.counts[c.slot as usize] += 1;
-        self.blocked |= slot.action == Action::Block;
+        self.blocked |= target.action == Action::Block;
         if self.keep_findings {
             self.findings.push(Finding {
                 start: c.start,
                 end: c.end,
-                entity: slot.det.entity.clone(),
-                detector: slot.det.id.clone(),
-                action: slot.action,
+                entity: target.entity.clone(),
+                detector: target.id.clone(),
+                action: target.action,
             });
         }
         if self.mode == ScanMode::Transform {
             self.copy_until(c.start, out);
             let value = &self.buf[self.rel(c.start)..self.rel(c.end)];
-            apply(
-                slot.action,
-                &slot.det.entity,
+            let fell_back = apply(
+                target.action,
+                target.entity,
                 value,
-                engine.key.as_ref(),
+                &engine.keys,
+                c.shape,
                 &mut self.out_buf,
             );
+            self.fpe_fallbacks += u64::from(fell_back);
             self.advance_input(c.end, None);
+        } else if target.action == Action::TokenizeFpe {
+            let value = &self.buf[self.rel(c.start)..self.rel(c.end)];
+            let digits = value.iter().filter(|b| b.is_ascii_digit()).count();
+            self.fpe_fallbacks += u64::from(digits < super::fpe::MIN_DIGITS);
         }
     }
 
@@ -372,6 +466,9 @@ impl Scanner {
             .is_some_and(|h| h.end + lookback < self.frontier)
         {
             self.hits.pop_front();
+        }
+        if let Some(st) = self.structure.as_mut() {
+            st.trim(self.frontier);
         }
     }
 }

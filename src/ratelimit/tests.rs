@@ -28,6 +28,7 @@ fn acme(partner: RateLimits, grant: RateLimits) -> PartnerConfig {
         actions: ActionSet::default(),
         conditions: Default::default(),
         rate_limits,
+        approved_by: None,
     };
     PartnerConfig {
         id: "acme".into(),
@@ -44,6 +45,7 @@ fn acme(partner: RateLimits, grant: RateLimits) -> PartnerConfig {
         external_id: String::new(),
         max_session: Duration::from_secs(60),
         keys: vec![],
+        federation: None,
         grants: vec![g("a/", grant), g("b/", RateLimits::default())],
         file: "acme.toml".into(),
     }

@@ -10,6 +10,7 @@
 //! <root>/objects/  object bodies, one file per key
 //! <root>/meta/     one JSON file per object (size, ETag, time, content type, user metadata)
 //! <root>/tmp/      in-flight uploads, on the same filesystem so renames are atomic
+//! <root>/writer.lock  flock'd by every write, so two processes never interleave their renames
 //! ```
 //! A key is stored under the lowercase hex of its UTF-8 bytes, so `a` and `a/b` are two plain
 //! files, no key can name anything outside `objects/` (names hold only `[0-9a-f]`), names do
@@ -21,15 +22,18 @@
 //! walks `objects/` only and never sees metadata; metadata is read only for returned entries.
 //!
 //! # Atomicity
-//! `put` streams the body into `tmp/`, hashing it (ETag: quoted hex MD5, as S3 gives for
+//! `put` (and `stage`, which stops before publishing) streams the body into `tmp/`, hashing it (ETag: quoted hex MD5, as S3 gives for
 //! single-part uploads), then fsyncs it. Only once the whole body has arrived, under a per-key
 //! lock: the metadata is written to `tmp/` and renamed into `meta/`, then the body is renamed
 //! into `objects/`, so a visible object always has metadata. The metadata records the body
 //! file's identity (inode); readers open the body once, fstat that handle and accept the
 //! metadata only when it names that inode, retrying briefly while an overwrite is between its
-//! two renames. A failed or dropped `put` deletes its temp file (drop guard) and changes
-//! nothing. `delete` removes the body first, then the metadata. The key locks are shared by
-//! every store of the process but not between processes: one process writes a bucket directory.
+//! two renames. A failed or dropped `put` (or a dropped staged upload) deletes its temp file
+//! (drop guard) and changes nothing; `commit` of a staged upload publishes it with the same two
+//! renames, adding the metadata it is given. `delete` removes the body first, then the metadata. The key locks are shared by
+//! every store of the process; between processes (`gatehouse keys rewrap` beside the gateway)
+//! every write also holds an exclusive `flock` on `<bucket>/writer.lock` around its renames, and
+//! `replace_metadata` checks the ETag and rewrites `meta/` under both (see `replace`).
 //! A crash between the two renames of an overwrite leaves that key failing with `Upstream`
 //! until it is written or deleted again.
 //!
@@ -55,7 +59,7 @@ use tokio_util::io::ReaderStream;
 
 use super::{
     ByteRange, ByteStream, GetObject, ListEntry, ListPage, ListRequest, ObjectMeta, ObjectStore,
-    PutOptions, PutResult, StoreError,
+    PutOptions, PutResult, Staged, StoreError,
 };
 
 /// Hex characters per path component (100 key bytes); well under the 255-byte name limit.
@@ -82,6 +86,14 @@ struct Dirs {
 /// second one on the same directory while the first still serves).
 static LOCKS: [parking_lot::Mutex<()>; LOCK_STRIPES] =
     [const { parking_lot::Mutex::new(()) }; LOCK_STRIPES];
+
+/// An upload waiting in `tmp/` (never listed); dropping it deletes the temp file.
+struct FsStaged {
+    temp: TempFile,
+    etag: String,
+    body_id: u64,
+    opts: PutOptions,
+}
 
 /// What `meta/` holds for one object.
 #[derive(Debug, Serialize, Deserialize)]
@@ -248,6 +260,16 @@ impl ObjectStore for FsStore {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<PutResult, StoreError> {
+        let staged = self.stage(key, body, opts).await?;
+        self.commit(staged, BTreeMap::new()).await
+    }
+
+    async fn stage(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<Staged, StoreError> {
         let path = self.dirs.tmp.join(format!("{}.body", ulid::Ulid::new()));
         let temp = TempFile(Some(path.clone()));
         let (size, etag, body_id) = match Self::receive(&path, body, opts.content_length).await {
@@ -257,8 +279,38 @@ impl ObjectStore for FsStore {
                 return Err(e);
             }
         };
-        let meta = StoredMeta {
+        Ok(Staged {
+            key: key.to_owned(),
             size,
+            inner: Box::new(FsStaged {
+                temp,
+                etag,
+                body_id,
+                opts,
+            }),
+        })
+    }
+
+    async fn commit(
+        &self,
+        staged: Staged,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<PutResult, StoreError> {
+        let key = staged.key;
+        let Ok(st) = staged.inner.downcast::<FsStaged>() else {
+            return Err(StoreError::Upstream(
+                "staged upload of another store".into(),
+            ));
+        };
+        let FsStaged {
+            temp,
+            etag,
+            body_id,
+            mut opts,
+        } = *st;
+        opts.metadata.extend(metadata);
+        let meta = StoredMeta {
+            size: staged.size,
             etag: etag.clone(),
             last_modified: jiff::Timestamp::now(),
             content_type: opts.content_type,
@@ -267,8 +319,8 @@ impl ObjectStore for FsStore {
         };
         let json = serde_json::to_vec(&meta)
             .map_err(|e| StoreError::Upstream(format!("encode metadata: {e}")))?;
-        let (dirs, rel) = (self.dirs.clone(), key_path(key));
-        let stripe = stripe(&self.dirs.objects, key);
+        let (dirs, rel) = (self.dirs.clone(), key_path(&key));
+        let stripe = stripe(&self.dirs.objects, &key);
         // The guard moves into the blocking task: once the body is complete, commit even if
         // the caller goes away.
         blocking(move || dirs.commit(&rel, stripe, temp, &json)).await?;
@@ -288,6 +340,18 @@ impl ObjectStore for FsStore {
         let (dirs, req) = (self.dirs.clone(), req.clone());
         blocking(move || dirs.list(&req)).await
     }
+
+    async fn replace_metadata(
+        &self,
+        key: &str,
+        metadata: BTreeMap<String, String>,
+        if_match_etag: &str,
+    ) -> Result<super::MetadataReplaced, StoreError> {
+        let (dirs, rel) = (self.dirs.clone(), key_path(key));
+        let stripe = stripe(&self.dirs.objects, key);
+        let etag = if_match_etag.to_owned();
+        blocking(move || dirs.replace_metadata(&rel, stripe, metadata, &etag)).await
+    }
 }
 
 impl Dirs {
@@ -303,6 +367,7 @@ impl Dirs {
             write_synced(path, meta_json).map_err(|e| io_failure("write metadata", e))?;
         }
         let _lock = LOCKS[stripe].lock();
+        let _writers = self.writer_lock()?;
         let meta_path = self.meta.join(rel);
         meta_temp
             .rename_to(&meta_path)
@@ -320,6 +385,7 @@ impl Dirs {
 
     fn remove(&self, rel: &Path, stripe: usize) -> Result<(), StoreError> {
         let _lock = LOCKS[stripe].lock();
+        let _writers = self.writer_lock()?;
         for root in [&self.objects, &self.meta] {
             remove_if_exists(&root.join(rel)).map_err(|e| io_failure("delete object", e))?;
             // Long keys live in directories; drop the ones that became empty.
@@ -688,6 +754,8 @@ impl Drop for TempFile {
         }
     }
 }
+
+mod replace;
 
 #[cfg(test)]
 mod tests;

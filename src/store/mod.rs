@@ -111,6 +111,30 @@ pub struct PutResult {
     pub etag: Option<String>,
 }
 
+/// Internal keys under this prefix hold staged uploads of stores without a private staging
+/// area (S3): the data path never serves or lists them.
+pub const STAGING_PREFIX: &str = ".gatehouse-staging/";
+
+/// An upload received completely into the store's staging area, not yet visible under `key`.
+/// [`ObjectStore::commit`] publishes it; dropping it discards it (best effort for S3, where a
+/// lifecycle rule on [`STAGING_PREFIX`] removes what a crash left behind).
+pub struct Staged {
+    pub key: String,
+    /// Stored bytes.
+    pub size: u64,
+    /// Store-specific: where the body waits and how to discard it.
+    pub(crate) inner: Box<dyn std::any::Any + Send>,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One ListObjectsV2-style page request against internal keys.
 #[derive(Debug, Clone, Default)]
 pub struct ListRequest {
@@ -150,9 +174,44 @@ pub trait ObjectStore: Send + Sync + 'static {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<PutResult, StoreError>;
+    /// Streams `body` into a staging area: nothing becomes visible under `key` (nor in any
+    /// listing of the share). On error nothing is left behind.
+    async fn stage(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<Staged, StoreError>;
+    /// Makes a staged upload visible under its key, atomically, with `metadata` added to the
+    /// metadata it was staged with. On error the key is unchanged and the upload discarded.
+    async fn commit(
+        &self,
+        staged: Staged,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<PutResult, StoreError>;
     /// Deleting a missing key succeeds, as in S3.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     async fn list(&self, req: &ListRequest) -> Result<ListPage, StoreError>;
+    /// Replaces the user metadata of `key` (the whole map; content type and the other system
+    /// metadata are kept) without rewriting its body, only while the object's ETag is still
+    /// `if_match_etag`: a concurrent overwrite or delete is never clobbered and gives
+    /// [`MetadataReplaced::Changed`]. S3 gives the object a new `LastModified` (and, above the
+    /// single-copy limit, a multipart ETag); the `fs` store keeps both.
+    async fn replace_metadata(
+        &self,
+        key: &str,
+        metadata: BTreeMap<String, String>,
+        if_match_etag: &str,
+    ) -> Result<MetadataReplaced, StoreError>;
+}
+
+/// What [`ObjectStore::replace_metadata`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataReplaced {
+    /// The metadata was replaced; the object's ETag now.
+    Done(PutResult),
+    /// The object no longer has the expected ETag (overwritten or deleted): nothing changed.
+    Changed,
 }
 
 /// Opens one bucket of a configured store.

@@ -42,7 +42,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::{
     ByteRange, ByteStream, GetObject, ListEntry, ListPage, ListRequest, ObjectMeta, ObjectStore,
-    PutOptions, PutResult, StoreError,
+    PutOptions, PutResult, Staged, StoreError,
 };
 
 /// Largest known-length body sent as one streamed PutObject.
@@ -310,6 +310,23 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn stage(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<Staged, StoreError> {
+        self.stage_upload(key, body, opts).await
+    }
+
+    async fn commit(
+        &self,
+        staged: Staged,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> Result<PutResult, StoreError> {
+        self.commit_staged(staged, metadata).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self
             .client
@@ -372,6 +389,16 @@ impl ObjectStore for S3Store {
             req.max_keys,
             out.is_truncated().unwrap_or(false),
         ))
+    }
+
+    async fn replace_metadata(
+        &self,
+        key: &str,
+        metadata: std::collections::BTreeMap<String, String>,
+        if_match_etag: &str,
+    ) -> Result<super::MetadataReplaced, StoreError> {
+        self.replace_metadata_default(key, metadata, if_match_etag)
+            .await
     }
 }
 
@@ -710,6 +737,9 @@ where
         _ => upstream(op, err),
     }
 }
+
+mod replace;
+mod stage;
 
 #[cfg(test)]
 mod tests;

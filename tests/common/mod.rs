@@ -58,6 +58,8 @@ pub struct Setup {
     /// Both shares are envelope-encrypted: with the local key file on `Fs`, with KMS (moto)
     /// on `S3`.
     pub encrypt: bool,
+    /// Extra lines for the `[shares.exports]` table (e.g. `dlp_profile = "pii"`).
+    pub exports_extra: &'static str,
 }
 
 /// Token endpoint limits loose enough for tests that mint many tokens from 127.0.0.1.
@@ -121,6 +123,7 @@ impl Default for Setup {
             audit_on_full_device: false,
             gateway_extra: LOOSE_TOKEN_LIMITS,
             encrypt: false,
+            exports_extra: "",
         }
     }
 }
@@ -132,7 +135,13 @@ pub struct Gateway {
     pub client: reqwest::Client,
     pub ca_pem: String,
     pub partners: BTreeMap<String, TestPartner>,
+    /// The state the gateway started with (audit writer, revocations and the like are the
+    /// same across reloads; for the configuration in force use `live.state()`).
     pub state: Arc<gatehouse::state::State>,
+    /// The configuration in force, reloadable.
+    pub live: Arc<gatehouse::reload::Live>,
+    /// The gateway's `gatehouse.toml`.
+    pub config_path: std::path::PathBuf,
     /// The admin listener (health, revocation) of this gateway.
     pub admin_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
@@ -200,6 +209,7 @@ store = "main"
 bucket = "exports-{suffix}"
 prefix = "internal/exp/"
 {encrypt}
+{exports_extra}
 [shares.other]
 store = "main"
 bucket = "other-{suffix}"
@@ -215,7 +225,8 @@ prefix = "other/"
             } else {
                 "shutdown_grace = \"5s\""
             },
-            extra = setup.gateway_extra
+            extra = setup.gateway_extra,
+            exports_extra = setup.exports_extra
         );
         let cfg_dir = dir.path().join("config");
         std::fs::create_dir_all(cfg_dir.join("partners/keys")).unwrap();
@@ -262,20 +273,24 @@ impl Gateway {
                 .unwrap();
         }
         let ca_path = cfg.tls.dev_ca_cert_file.clone();
-        let state = Arc::new(
-            gatehouse::state::State::build(cfg)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let state = gatehouse::state::State::build(cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let live = gatehouse::reload::Live::new(state, &p.config_path);
+        let state = live.state();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(gatehouse::run(listener, state.clone(), async {
+        let task = tokio::spawn(gatehouse::run(listener, live.clone(), async {
             let _ = rx.await;
         }));
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // The admin listener on the configured address, so CLI commands that read the
+        // config (`gatehouse reload`, `partner suspend`, ...) reach this gateway.
+        let admin = tokio::net::TcpListener::bind(state.config.admin.addr)
+            .await
+            .unwrap();
         let admin_addr = admin.local_addr().unwrap();
         tokio::spawn(gatehouse::admin::run(
             admin,
-            state.clone(),
+            live.clone(),
             std::future::pending(),
         ));
         let ca_pem = std::fs::read_to_string(ca_path).unwrap();
@@ -288,6 +303,8 @@ impl Gateway {
             ca_pem,
             partners: p.partners,
             state,
+            live,
+            config_path: p.config_path,
             admin_addr,
             shutdown: Some(tx),
             task: Some(task),
@@ -388,7 +405,8 @@ impl Gateway {
                 .audit_lines(0)
                 .await
                 .into_iter()
-                .find(|l| l["request_id"] == request_id);
+                // The request's own record, not the `request_start` written before its bytes.
+                .find(|l| l["request_id"] == request_id && l["kind"] != "request_start");
             if let Some(ev) = found {
                 return ev;
             }
@@ -497,6 +515,35 @@ impl Gateway {
             .put(&format!("{}{key}", share.config.prefix), stream, opts)
             .await
             .unwrap();
+    }
+
+    /// Every key under `prefix` in the `exports` share's store (share prefix stripped).
+    pub async fn store_list(&self, prefix: &str) -> Vec<String> {
+        let share = &self.state.shares["exports"];
+        let mut keys = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = share
+                .store
+                .list(&gatehouse::store::ListRequest {
+                    prefix: format!("{}{prefix}", share.config.prefix),
+                    delimiter: None,
+                    start_after: start_after.clone(),
+                    max_keys: 1000,
+                })
+                .await
+                .unwrap();
+            keys.extend(page.objects.iter().map(|e| {
+                e.key
+                    .strip_prefix(&share.config.prefix)
+                    .unwrap_or(&e.key)
+                    .to_string()
+            }));
+            match page.objects.last() {
+                Some(last) if page.is_truncated => start_after = Some(last.key.clone()),
+                _ => return keys,
+            }
+        }
     }
 
     /// Reads an object straight from the `exports` share's store: stored bytes and metadata.

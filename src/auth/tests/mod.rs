@@ -148,6 +148,7 @@ pub(super) fn partner(id: &str, key_id: &str, key: &TestKey, shares: &[&str]) ->
             public_key_file: PathBuf::from(format!("keys/{id}.pub.pem")),
             public_key_pem: key.public_pem.clone(),
         }],
+        federation: None,
         grants: shares
             .iter()
             .map(|s| Grant {
@@ -156,6 +157,7 @@ pub(super) fn partner(id: &str, key_id: &str, key: &TestKey, shares: &[&str]) ->
                 actions: [Action::Read, Action::List].into_iter().collect(),
                 conditions: Default::default(),
                 rate_limits: Default::default(),
+                approved_by: None,
             })
             .collect(),
         file: PathBuf::from(format!("partners/{id}.toml")),
@@ -176,9 +178,12 @@ fn config(dir: &Path, partners: BTreeMap<String, PartnerConfig>) -> Config {
         encrypt: false,
         key_id: None,
         accept_plaintext: false,
+        dlp_profile: None,
     };
     Config {
         token_limits: Default::default(),
+        dlp: Default::default(),
+        alerts: Default::default(),
         admin: crate::config::AdminConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             token_file: dir.join("admin.token"),
@@ -194,6 +199,7 @@ fn config(dir: &Path, partners: BTreeMap<String, PartnerConfig>) -> Config {
         source: dir.join("gatehouse.toml"),
         data_dir: dir.join("data"),
         dlp_patterns_dir: None,
+        partners_dir: std::path::PathBuf::new(),
         listener: ListenerConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             max_connections: 64,
@@ -228,9 +234,7 @@ fn config(dir: &Path, partners: BTreeMap<String, PartnerConfig>) -> Config {
         limits: Limits {
             max_put_bytes: 1 << 30,
         },
-        audit: AuditConfig {
-            dir: dir.join("audit"),
-        },
+        audit: AuditConfig::at(dir.join("audit")),
         dev: DevConfig {
             bootstrap: false,
             dir: dir.join("dev"),

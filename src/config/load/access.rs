@@ -66,6 +66,7 @@ pub fn conditions(
         require_mfa: raw.require_mfa.unwrap_or(false),
         max_classification: raw.max_classification.map(|c| c.0),
         max_object_size,
+        dlp_profile: raw.dlp_profile.map(Spanned::into_inner),
     }
 }
 

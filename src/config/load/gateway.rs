@@ -18,8 +18,8 @@ use super::report::FileReport;
 use super::storage::{self, FsRoot};
 use super::{access, checks};
 use crate::config::model::{
-    AdminConfig, AuditConfig, Config, DevConfig, KeyServiceConfig, KeysConfig, Limits,
-    ListenerConfig, MAX_TOKEN_LIFETIME, SigningKeyConfig, TlsConfig, TokenConfig,
+    AdminConfig, Config, DevConfig, KeyServiceConfig, KeysConfig, Limits, ListenerConfig,
+    MAX_TOKEN_LIFETIME, SigningKeyConfig, TlsConfig, TokenConfig,
 };
 use crate::config::raw::{
     AdminTable, GatehouseFile, HumanDuration, KeyServiceTable, ListenerTable, SigningKeyTable,
@@ -37,6 +37,8 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 pub struct Gateway {
     pub config: Config,
     pub fs_roots: Vec<FsRoot>,
+    /// Where the DLP profiles name entities and detectors, for the check against the pack.
+    pub dlp_lines: super::dlp::ProfileLines,
 }
 
 /// Builds everything but the partners. `base` is the absolute directory of gatehouse.toml.
@@ -55,11 +57,7 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
         ),
     };
     let token_limits = access::token_limits(f, raw.token_limits);
-    let audit = AuditConfig {
-        dir: path_or(f, "audit.dir", raw.audit.dir, base, || {
-            data_dir.join("audit")
-        }),
-    };
+    let audit = super::audit::audit(f, raw.audit, base, &data_dir);
     let keys = keys(f, raw.key_service, base, &data_dir);
     let admin = admin(f, raw.admin, base, &data_dir);
     let dev = DevConfig {
@@ -67,10 +65,13 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
         dir: path_or(f, "dev.dir", raw.dev.dir, base, || data_dir.join("dev")),
     };
     let dlp_patterns_dir = raw.dlp_patterns_dir.map(|d| base.join(d.get_ref()));
+    let (dlp, dlp_lines) = super::dlp::build(f, raw.dlp, base, &data_dir);
+    let alerts = super::alerts::alerts(f, raw.alerts, base, &data_dir);
     let mut config = Config {
         source: f.src.path.clone(),
         data_dir,
         dlp_patterns_dir,
+        partners_dir: PathBuf::new(),
         listener,
         tls,
         token,
@@ -80,12 +81,18 @@ pub fn build(f: &mut FileReport, raw: GatehouseFile, base: &Path) -> Gateway {
         keys,
         admin,
         dev,
+        dlp,
+        alerts,
         stores: BTreeMap::new(),
         shares: BTreeMap::new(),
         partners: BTreeMap::new(),
     };
     let fs_roots = storage::build(f, raw.stores, raw.shares, base, &mut config);
-    Gateway { config, fs_roots }
+    Gateway {
+        config,
+        fs_roots,
+        dlp_lines,
+    }
 }
 
 fn listener(f: &mut FileReport, raw: ListenerTable) -> ListenerConfig {

@@ -13,9 +13,9 @@ use toml::Spanned;
 
 use super::gateway::show;
 use super::report::FileReport;
-use super::{access, checks};
+use super::{access, checks, federation};
 use crate::config::model::{
-    ActionSet, Grant, MAX_TOKEN_LIFETIME, PartnerConfig, PartnerKey, ShareConfig,
+    ActionSet, DlpConfig, Grant, MAX_TOKEN_LIFETIME, PartnerConfig, PartnerKey, ShareConfig,
 };
 use crate::config::raw::{GrantTable, KeyTable, PartnerFile};
 
@@ -30,6 +30,8 @@ pub struct Context<'a> {
     pub default_session: Duration,
     /// `token.max_lifetime`: no partner session may be longer.
     pub max_lifetime: Duration,
+    /// `[dlp]` of gatehouse.toml; `None` when it could not be read (overrides unchecked).
+    pub dlp: Option<&'a DlpConfig>,
 }
 
 /// A partner, with what the cross-file checks need.
@@ -39,6 +41,8 @@ pub struct LoadedPartner {
     /// Line of each `[[keys]]` id, parallel to `config.keys`.
     pub key_lines: Vec<usize>,
     pub external_id_file: Option<PathBuf>,
+    /// Line of `[federation]`'s `issuer`, when the partner has one.
+    pub federation_line: Option<usize>,
 }
 
 /// Builds one partner; `f` is bound to its file, whose path is absolute.
@@ -81,6 +85,7 @@ pub fn build(f: &mut FileReport, mut raw: PartnerFile, ctx: &Context) -> LoadedP
     let (external_id, external_id_file) =
         external_id(f, raw.external_id, raw.external_id_file, &dir);
     let (keys, key_lines) = keys(f, raw.keys, &dir);
+    let (federation, federation_line) = federation::build(f, raw.federation.take(), &dir);
     LoadedPartner {
         config: PartnerConfig {
             id,
@@ -97,12 +102,14 @@ pub fn build(f: &mut FileReport, mut raw: PartnerFile, ctx: &Context) -> LoadedP
             external_id,
             max_session: max_session(f, raw.max_session.map(|s| (s.get_ref().0, s.span())), ctx),
             keys,
+            federation,
             grants: grants(f, raw.grants, ctx),
             file,
         },
         id_line: f.src.line_of(raw.id.span().start),
         key_lines,
         external_id_file,
+        federation_line,
     }
 }
 
@@ -264,6 +271,17 @@ fn grant(f: &mut FileReport, mut g: GrantTable, ctx: &Context) -> Grant {
             String::new()
         }),
     };
+    if let Some(p) = &g.prefix
+        && prefix.starts_with(crate::store::STAGING_PREFIX)
+    {
+        f.value(
+            p,
+            format!(
+                "grant on share {share:?}: prefix {:?} is reserved for the gateway's staged uploads",
+                crate::store::STAGING_PREFIX
+            ),
+        );
+    }
     if g.actions.get_ref().is_empty() {
         f.value(
             &g.actions,
@@ -285,14 +303,29 @@ fn grant(f: &mut FileReport, mut g: GrantTable, ctx: &Context) -> Grant {
         actions.insert(action);
     }
     let what = format!("grant on share {share:?}");
+    if let (Some(p), Some(dlp)) = (&g.dlp_profile, ctx.dlp) {
+        let base = ctx
+            .shares
+            .and_then(|s| s.get(&share))
+            .and_then(|s| s.dlp_profile.as_deref());
+        super::dlp::check_override(f, dlp, base, &share, p);
+    }
     let conditions = access::conditions(f, &what, g.take_conditions(), None);
     let rate_limits = access::rate_limits(f, &what, g.rate_limits.take());
+    let approved_by = g.approved_by.take().and_then(|a| {
+        let name = a.get_ref().trim().to_string();
+        if name.is_empty() {
+            f.value(&a, format!("{what}: approved_by is empty"));
+        }
+        (!name.is_empty()).then_some(name)
+    });
     Grant {
         share,
         prefix,
         actions,
         conditions,
         rate_limits,
+        approved_by,
     }
 }
 

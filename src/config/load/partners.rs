@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::federation;
 use super::partner::{self, Context, LoadedPartner};
 use super::report::{Report, Source};
 use crate::config::raw::PartnerFile;
@@ -30,6 +31,7 @@ pub fn load_all(report: &mut Report, dir: &Path, ctx: &Context) -> io::Result<Ve
         }
     }
     cross_check(report, &loaded);
+    federation::cross_check(report, &loaded);
     Ok(loaded)
 }
 

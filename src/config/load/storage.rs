@@ -79,7 +79,7 @@ pub fn build(
         config.stores.insert(name.into_inner(), store);
     }
     for (name, table) in shares {
-        let share = share(f, &name, table, &config.stores, &config.shares);
+        let share = share(f, &name, table, config);
         config.shares.insert(name.into_inner(), share);
     }
     roots
@@ -150,10 +150,22 @@ fn share(
     f: &mut FileReport,
     name: &Spanned<String>,
     t: ShareTable,
-    stores: &BTreeMap<String, StoreConfig>,
-    earlier: &BTreeMap<String, ShareConfig>,
+    config: &Config,
 ) -> ShareConfig {
+    let (stores, earlier) = (&config.stores, &config.shares);
     let n = name.get_ref();
+    if let Some(p) = &t.dlp_profile
+        && !config.dlp.profiles.contains_key(p.get_ref())
+    {
+        let known: Vec<&String> = config.dlp.profiles.keys().collect();
+        f.value(
+            p,
+            format!(
+                "share {n:?} names unknown DLP profile {:?} (profiles: {known:?})",
+                p.get_ref()
+            ),
+        );
+    }
     if let Err(e) = checks::share_name(n) {
         f.value(name, e);
     }
@@ -197,6 +209,7 @@ fn share(
         },
         key_id: t.key_id,
         accept_plaintext: t.accept_plaintext.unwrap_or(false),
+        dlp_profile: t.dlp_profile.map(Spanned::into_inner),
     };
     let clash = earlier.values().find(|o| {
         o.store == share.store
@@ -241,6 +254,14 @@ pub fn gateway_paths(config: &Config, source: &Path, partners_dir: &Path) -> Vec
             &dir(&k.file),
         ));
     }
+    out.push(Protected::new(
+        "the directory of dlp.token_secret_file",
+        &dir(&config.dlp.token_secret_file),
+    ));
+    out.push(Protected::new(
+        "the directory of audit.signing_key_file",
+        &dir(&config.audit.signing_key_file),
+    ));
     out.retain(|p| !p.path.as_os_str().is_empty()); // a path already reported as empty
     out
 }

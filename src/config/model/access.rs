@@ -76,6 +76,8 @@ pub struct Conditions {
     pub max_classification: Option<Classification>,
     /// Largest object, in bytes, that may be read or written; `None`: no limit here.
     pub max_object_size: Option<u64>,
+    /// Grants only: a DLP profile, at least as strict as the share's, used instead of it.
+    pub dlp_profile: Option<String>,
 }
 
 /// A weekly time window in an IANA time zone, e.g. `mon-fri 08:00-18:00 Europe/Berlin`.

@@ -113,17 +113,63 @@ async fn rotation_uses_the_newest_key_and_keeps_the_old_ones() {
             .expect("unwrap");
         assert_eq!(*plain, *dk.plaintext);
     }
-    // Another process sees the new key after a reload, and a rotation there keeps ours.
-    assert!(
-        other_process
-            .decrypt_data_key(&new.wrapped, &new.key_id, &ctx("a"))
-            .await
-            .is_err()
-    );
-    other_process.reload().expect("reload");
+    // Another process re-reads the file when an object names a key it lacks, and then also
+    // uses the new key for new data keys; a rotation there keeps ours.
+    let plain = other_process
+        .decrypt_data_key(&new.wrapped, &new.key_id, &ctx("a"))
+        .await
+        .expect("unwrap after re-reading the file");
+    assert_eq!(*plain, *new.plaintext);
+    assert_eq!(other_process.key_ids().last(), Some(&new_id));
     let third = other_process.rotate().expect("rotate");
     let reopened = LocalKeyService::open(&path).expect("open");
     assert_eq!(reopened.key_ids(), vec![old.key_id.clone(), new_id, third]);
+}
+
+#[tokio::test]
+async fn rewrap_moves_a_data_key_to_another_key_under_the_same_context() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = LocalKeyService::open_or_create(&dir.path().join("keys")).expect("create");
+    let old = keys
+        .generate_data_key(None, &ctx("a"))
+        .await
+        .expect("generate");
+    let new_id = keys.rotate().expect("rotate");
+    let (wrapped, id) = keys
+        .rewrap(&old.wrapped, &old.key_id, &ctx("a"), None)
+        .expect("rewrap to the newest");
+    assert_eq!(id, new_id);
+    assert_ne!(wrapped, old.wrapped);
+    let plain = keys
+        .decrypt_data_key(&wrapped, &new_id, &ctx("a"))
+        .await
+        .expect("unwrap under the new key");
+    assert_eq!(*plain, *old.plaintext, "the data key itself is unchanged");
+    // Still bound to the context, and to the new key id.
+    for (ctx, key_id) in [(ctx("b"), new_id.as_str()), (ctx("a"), old.key_id.as_str())] {
+        assert!(matches!(
+            keys.decrypt_data_key(&wrapped, key_id, &ctx).await,
+            Err(KeyError::Refused(_))
+        ));
+    }
+    // The wrong context is refused before anything is wrapped; an unknown target is unusable.
+    assert!(matches!(
+        keys.rewrap(&old.wrapped, &old.key_id, &ctx("b"), None),
+        Err(KeyError::Refused(_))
+    ));
+    assert!(matches!(
+        keys.rewrap(&old.wrapped, &old.key_id, &ctx("a"), Some("local-nope")),
+        Err(KeyError::KeyUnusable(_))
+    ));
+    let (back, id) = keys
+        .rewrap(&wrapped, &new_id, &ctx("a"), Some(&old.key_id))
+        .expect("rewrap to a named key");
+    assert_eq!(id, old.key_id);
+    let plain = keys
+        .decrypt_data_key(&back, &id, &ctx("a"))
+        .await
+        .expect("unwrap");
+    assert_eq!(*plain, *old.plaintext);
 }
 
 #[test]

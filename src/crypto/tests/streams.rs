@@ -130,7 +130,42 @@ async fn a_bad_segment_ends_the_stream_with_an_error_after_the_good_ones() {
         .await
         .expect("open");
     assert!(out == plain[..S]);
-    assert!(matches!(err, Some(StoreError::Upstream(m)) if m.contains("ends early")));
+    assert!(matches!(&err, Some(StoreError::Upstream(m)) if m.contains("ends early")));
+    assert!(
+        err.as_ref()
+            .is_some_and(crate::crypto::stream::is_integrity_failure)
+    );
+}
+
+#[tokio::test]
+async fn integrity_failures_are_told_from_a_failing_store() {
+    let f = fixture();
+    let plain = pattern(2 * S);
+    let (mut ct, meta) = put(&f, AT, &plain).await;
+    // The store fails after the first segment: its error passes through, not an integrity one.
+    let first = Bytes::copy_from_slice(&ct[..segment_start(1)]);
+    let failing = stream_of(vec![
+        Ok(first),
+        Err(StoreError::Upstream(
+            "read S3 body: connection reset".into(),
+        )),
+    ]);
+    let plan = OpenPlan::whole(ct.len() as u64).expect("plan");
+    let body = open_object(&f.cache, AT, &meta, plan, failing)
+        .await
+        .expect("open");
+    let (out, err) = drain(body).await;
+    assert!(out == plain[..S]);
+    let err = err.expect("aborted");
+    assert!(!crate::crypto::stream::is_integrity_failure(&err), "{err}");
+    // A tampered segment, and a tampered header (before any plaintext byte), are.
+    for at in [segment_start(1) + 3, 20] {
+        ct[at] ^= 1;
+        let (_, err) = get(&f, AT, &meta, &ct).await.expect("open");
+        let err = err.expect("aborted");
+        assert!(crate::crypto::stream::is_integrity_failure(&err), "{err}");
+        ct[at] ^= 1;
+    }
 }
 
 #[tokio::test]

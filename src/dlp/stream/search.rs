@@ -7,18 +7,21 @@
 //! (the `value` group, or the whole match) passes the validator, is not allow-listed, has a
 //! keyword within `context_window` of the match (when the detector has keywords) and a context
 //! word within `context_window` of the value (when it has context). After a candidate counts,
-//! the detector skips to the end of its match; after a rejection, to `s + 1`.
+//! the detector skips to the end of its match; after a rejection, to `s + 1`. In CSV and JSON
+//! the finding must also fit one cell or value (`structure`), whose header or key name counts
+//! as a context word.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use regex_automata::{Anchored, Input};
 
+use super::super::action::Shape;
 use super::super::lanes;
 use super::{Candidate, Hit, Scanner};
 
 /// Adds the candidate starts `[lo, hi]` to a slot's ranges (which arrive nearly in order).
-fn open(q: &mut VecDeque<(u64, u64)>, lo: u64, hi: u64) {
+pub(super) fn open(q: &mut VecDeque<(u64, u64)>, lo: u64, hi: u64) {
     match q.back_mut() {
         Some(back) if lo <= back.1.saturating_add(1) => {
             back.0 = back.0.min(lo);
@@ -183,8 +186,12 @@ impl Scanner {
         if fe <= fs {
             return None;
         }
-        let cw = det.context_window as u64;
         let slot = i as u32;
+        let (fs, fe, named, shape) = match &self.structure {
+            Some(st) => st.fit(slot, fs, fe)?,
+            None => (fs, fe, false, Shape::Plain),
+        };
+        let cw = det.context_window as u64;
         if !det.keywords.is_empty()
             && self
                 .word_near(s, me, cw, |h| {
@@ -195,7 +202,7 @@ impl Scanner {
             return None;
         }
         let mut context = 0;
-        if !det.context.is_empty() {
+        if !det.context.is_empty() && !named {
             let near = self.word_near(fs, fe, cw, |h| {
                 engine.words[h.word as usize].context_of.contains(&slot) && self.standalone(h)
             });
@@ -210,6 +217,7 @@ impl Scanner {
             end: fe,
             context,
             slot,
+            shape,
         });
         Some(me)
     }

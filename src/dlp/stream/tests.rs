@@ -117,6 +117,7 @@ fn each_action_transforms_its_entity() {
         actions,
         default_action: Action::Block,
         key: Some(key),
+        ..Profile::default()
     };
     let e = engine(profile);
     let input = "a ann@example.org b 536-22-8845 c 10.0.0.1 d 4111-1111-1111-1111 e DE89370400440532013000 f";
@@ -311,7 +312,8 @@ fn without_a_set_dfa_keyword_free_detectors_search_everywhere_with_the_same_resu
         .iter()
         .map(|d| (d.clone(), profile.action_for(&d.entity)))
         .collect();
-    let fallback = crate::dlp::engine::build(slots, None, "fallback", "", |_| None).unwrap();
+    let fallback =
+        crate::dlp::engine::build(slots, Default::default(), "fallback", "", |_| None).unwrap();
     assert!(fallback.set.is_none());
     let fallback = Arc::new(fallback);
     let normal = engine(profile);

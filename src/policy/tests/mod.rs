@@ -71,6 +71,7 @@ fn grant(share: &str, prefix: &str, actions: &[Action]) -> Grant {
         actions: actions.iter().copied().collect::<ActionSet>(),
         conditions: Default::default(),
         rate_limits: Default::default(),
+        approved_by: None,
     }
 }
 
@@ -90,6 +91,7 @@ fn partner(grants: Vec<Grant>) -> PartnerConfig {
         external_id: "x".repeat(16),
         max_session: Duration::from_secs(3600),
         keys: vec![],
+        federation: None,
         grants,
         file: "acme.toml".into(),
     }

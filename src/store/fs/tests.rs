@@ -1,4 +1,4 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -441,8 +441,55 @@ async fn nothing_is_written_outside_the_bucket_directory() {
         assert_eq!(names(dir.path()), ["bucket"]);
         assert_eq!(
             names(&dir.path().join("bucket")),
-            ["meta", "objects", "tmp"]
+            ["meta", "objects", "tmp", "writer.lock"]
         );
         store.delete(key).await.expect("delete");
     }
+}
+
+#[tokio::test]
+async fn staged_uploads_are_invisible_until_committed_and_gone_when_dropped() {
+    let (_dir, store) = bucket().await;
+    put(&store, "k", b"old").await;
+    let opts = PutOptions {
+        content_type: Some("text/plain".into()),
+        metadata: BTreeMap::from([("a".to_string(), "1".to_string())]),
+        content_length: Some(3),
+    };
+    let staged = store.stage("k", body(b"new"), opts.clone()).await.unwrap();
+    assert_eq!(staged.size, 3);
+    assert_eq!(read(&store, "k", None).await.unwrap(), b"old");
+    let listed = store
+        .list(&ListRequest {
+            max_keys: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.len(), 1);
+    let extra = BTreeMap::from([("classification".to_string(), "public".to_string())]);
+    let put = store.commit(staged, extra).await.unwrap();
+    assert_eq!(read(&store, "k", None).await.unwrap(), b"new");
+    let meta = store.head("k").await.unwrap();
+    assert_eq!(meta.etag, put.etag);
+    assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(meta.metadata["a"], "1");
+    assert_eq!(meta.metadata["classification"], "public");
+    assert_eq!(temp_count(&store), 0);
+
+    let staged = store.stage("other", body(b"xyz"), opts).await.unwrap();
+    assert_eq!(temp_count(&store), 1);
+    drop(staged);
+    // The temp file is removed by a blocking task spawned on drop.
+    for _ in 0..100 {
+        if temp_count(&store) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(temp_count(&store), 0);
+    assert!(matches!(
+        store.head("other").await,
+        Err(StoreError::NotFound)
+    ));
 }

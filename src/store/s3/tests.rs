@@ -396,3 +396,68 @@ fn content_ranges_parse() {
     assert_eq!(parse_unsatisfied("bytes */100"), Some(100));
     assert_eq!(parse_unsatisfied("bytes 0-9/100"), None);
 }
+
+#[tokio::test]
+async fn s3_staged_uploads_commit_by_copy_and_leave_no_staging_key() {
+    let Some(store) = bucket("staged").await else {
+        return;
+    };
+    let staging = ListRequest {
+        prefix: crate::store::STAGING_PREFIX.into(),
+        max_keys: 10,
+        ..Default::default()
+    };
+    let mut opts = sized(3);
+    opts.metadata.insert("a".into(), "1".into());
+    opts.content_type = Some("text/plain".into());
+    let staged = store
+        .stage("k", body(b"new", 2), opts.clone())
+        .await
+        .unwrap();
+    assert!(matches!(store.head("k").await, Err(StoreError::NotFound)));
+    assert_eq!(store.list(&staging).await.unwrap().objects.len(), 1);
+    let extra = BTreeMap::from([("classification".to_string(), "public".to_string())]);
+    store.commit(staged, extra.clone()).await.unwrap();
+    assert_eq!(read(&store, "k", None).await.unwrap(), b"new");
+    let meta = store.head("k").await.unwrap();
+    assert_eq!(meta.metadata["a"], "1");
+    assert_eq!(meta.metadata["classification"], "public");
+    assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+    assert!(store.list(&staging).await.unwrap().objects.is_empty());
+
+    // Above the single-copy limit the copy is multipart (parts of at least 5 MiB on S3).
+    let data = pattern(11 << 20);
+    let mut opts = sized(data.len());
+    opts.metadata.insert("a".into(), "2".into());
+    let staged = store
+        .stage("big", body(&data, 1 << 20), opts)
+        .await
+        .unwrap();
+    store
+        .commit_with(staged, extra, 1 << 20, 5 << 20)
+        .await
+        .unwrap();
+    assert_eq!(read(&store, "big", None).await.unwrap(), data);
+    let meta = store.head("big").await.unwrap();
+    assert_eq!(
+        (meta.metadata["a"].as_str(), meta.size),
+        ("2", data.len() as u64)
+    );
+    assert_eq!(meta.metadata["classification"], "public");
+    assert_eq!(open_uploads(&store).await, 0);
+
+    // A dropped staged upload is deleted.
+    let staged = store.stage("gone", body(b"x", 1), sized(1)).await.unwrap();
+    drop(staged);
+    for _ in 0..100 {
+        if store.list(&staging).await.unwrap().objects.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.list(&staging).await.unwrap().objects.is_empty());
+    assert!(matches!(
+        store.head("gone").await,
+        Err(StoreError::NotFound)
+    ));
+}

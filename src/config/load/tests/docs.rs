@@ -41,4 +41,13 @@ fn documented_examples_load() {
     assert!(acme.grants[1].conditions.require_mfa);
     assert_eq!(acme.deny[0].prefix, "acme/reports/hr/");
     assert_eq!(acme.rate_limits.concurrent, Some(16));
+    assert_eq!(
+        c.shares["exports"].dlp_profile.as_deref(),
+        Some("partner-pii")
+    );
+    assert_eq!(
+        acme.grants[0].conditions.dlp_profile.as_deref(),
+        Some("partner-strict")
+    );
+    assert_eq!(c.dlp.profiles.len(), 2);
 }

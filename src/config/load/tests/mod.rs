@@ -12,7 +12,9 @@ use super::*;
 use crate::config::{Action, ConfigError, PartnerStatus, StoreConfig};
 
 mod access;
+mod dlp;
 mod docs;
+mod federation;
 mod gateway;
 mod partners;
 mod reporting;

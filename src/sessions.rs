@@ -1,0 +1,250 @@
+//! Live sessions: which access tokens are out there, for the SOC and for operators.
+//!
+//! Takes every finished event ([`Sessions::observe`]): an issued token starts a session, a
+//! data request under it updates its last use and traffic. Gives the list of sessions that
+//! are neither expired nor revoked nor of a partner the configuration no longer lets in
+//! (`GET /sessions` on the admin listener, `gatehouse sessions`). In memory, bounded, kept
+//! across reloads; after a restart it fills again as tokens are used (tokens themselves
+//! stay valid: they are verified by signature, not looked up here).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::audit::{Decision, Event, Kind};
+use crate::revocation::Revocations;
+use crate::state::PartnerGate;
+
+/// Most sessions tracked; beyond it the ones closest to expiry are forgotten first.
+pub const MAX_TRACKED: usize = 100_000;
+
+/// One session as the admin listener lists it. Holds no token.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub partner: String,
+    /// The partner key that signed the assertion (or the federation issuer's key id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Client IP at issuance.
+    pub client_ip: String,
+    pub started: jiff::Timestamp,
+    pub expires: jiff::Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<jiff::Timestamp>,
+    /// Last client IP seen using it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_ip: Option<String>,
+    pub requests: u64,
+    pub denied: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    map: parking_lot::Mutex<HashMap<String, SessionInfo>>,
+}
+
+impl Sessions {
+    /// Starts or updates the session an event belongs to.
+    pub fn observe(&self, ev: &Event) {
+        let Some(sid) = ev.session_id.as_deref() else {
+            return;
+        };
+        match ev.kind {
+            Kind::Token if ev.decision == Decision::Allow => {
+                let (Some(partner), Some(lifetime)) = (ev.partner.as_deref(), ev.expires_in) else {
+                    return;
+                };
+                let expires = ev
+                    .time
+                    .checked_add(jiff::SignedDuration::from_secs(
+                        i64::try_from(lifetime).unwrap_or(i64::MAX),
+                    ))
+                    .unwrap_or(jiff::Timestamp::MAX);
+                let info = SessionInfo {
+                    session_id: sid.to_string(),
+                    partner: partner.to_string(),
+                    key_id: ev.key_id.clone(),
+                    client_ip: ev.client_ip.clone(),
+                    started: ev.time,
+                    expires,
+                    scopes: ev.scopes.clone(),
+                    last_seen: None,
+                    last_ip: None,
+                    requests: 0,
+                    denied: 0,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                };
+                let mut map = self.map.lock();
+                if map.len() >= MAX_TRACKED {
+                    prune(&mut map, ev.time);
+                }
+                map.insert(sid.to_string(), info);
+            }
+            Kind::Request => {
+                let mut map = self.map.lock();
+                if let Some(s) = map.get_mut(sid) {
+                    s.last_seen = Some(ev.time);
+                    if s.last_ip.as_deref() != Some(ev.client_ip.as_str()) {
+                        s.last_ip = Some(ev.client_ip.clone());
+                    }
+                    s.requests += 1;
+                    s.denied += u64::from(ev.decision == Decision::Deny);
+                    s.bytes_in += ev.bytes_in;
+                    s.bytes_out += ev.bytes_out;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sessions still live at `now`, newest first; forgets the ones that ended.
+    pub fn live(
+        &self,
+        now: jiff::Timestamp,
+        revocations: &Revocations,
+        gate: &PartnerGate,
+    ) -> Vec<SessionInfo> {
+        let mut map = self.map.lock();
+        map.retain(|sid, s| {
+            s.expires > now
+                && gate.is_active(&s.partner)
+                && !revocations.is_revoked(&s.partner, sid, s.started)
+        });
+        let mut out: Vec<SessionInfo> = map.values().cloned().collect();
+        out.sort_by(|a, b| {
+            b.started
+                .cmp(&a.started)
+                .then(a.session_id.cmp(&b.session_id))
+        });
+        out
+    }
+
+    /// Sessions tracked (live or not yet pruned).
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Drops expired sessions; if that frees nothing, the tenth closest to expiry.
+fn prune(map: &mut HashMap<String, SessionInfo>, now: jiff::Timestamp) {
+    map.retain(|_, s| s.expires > now);
+    if map.len() >= MAX_TRACKED {
+        let mut by_expiry: Vec<(jiff::Timestamp, String)> =
+            map.iter().map(|(k, s)| (s.expires, k.clone())).collect();
+        by_expiry.sort();
+        for (_, k) in by_expiry.into_iter().take(MAX_TRACKED / 10) {
+            map.remove(&k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(sid: &str, partner: &str, at: i64, lifetime: u64) -> Event {
+        Event {
+            time: jiff::Timestamp::from_second(at).unwrap(),
+            kind: Kind::Token,
+            request_id: "r".into(),
+            session_id: Some(sid.into()),
+            partner: Some(partner.into()),
+            client_ip: "192.0.2.1".into(),
+            user_agent: None,
+            method: "POST".into(),
+            path: "/v1/token".into(),
+            share: None,
+            key: None,
+            range: None,
+            status: 200,
+            decision: Decision::Allow,
+            reason: "ok".into(),
+            bytes_in: 0,
+            bytes_out: 0,
+            aborted: false,
+            duration_ms: 1.0,
+            key_id: Some("k1".into()),
+            expires_in: Some(lifetime),
+            scopes: None,
+            dlp: None,
+        }
+    }
+
+    fn request(sid: &str, at: i64, decision: Decision, out: u64) -> Event {
+        Event {
+            kind: Kind::Request,
+            time: jiff::Timestamp::from_second(at).unwrap(),
+            decision,
+            bytes_out: out,
+            client_ip: "198.51.100.7".into(),
+            expires_in: None,
+            ..token(sid, "acme", at, 0)
+        }
+    }
+
+    #[test]
+    fn tokens_start_sessions_and_requests_update_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let rev = Revocations::open(&dir.path().join("r.json")).unwrap();
+        let gate = PartnerGate::default();
+        let s = Sessions::default();
+        s.observe(&token("s1", "acme", 1000, 900));
+        s.observe(&token("s2", "acme", 1010, 900));
+        s.observe(&request("s1", 1020, Decision::Allow, 5));
+        s.observe(&request("s1", 1030, Decision::Deny, 0));
+        s.observe(&request("unknown", 1030, Decision::Allow, 7));
+        let live = s.live(jiff::Timestamp::from_second(1100).unwrap(), &rev, &gate);
+        assert_eq!(
+            live.iter()
+                .map(|l| l.session_id.as_str())
+                .collect::<Vec<_>>(),
+            ["s2", "s1"]
+        );
+        let s1 = &live[1];
+        assert_eq!((s1.requests, s1.denied, s1.bytes_out), (2, 1, 5));
+        assert_eq!(s1.last_ip.as_deref(), Some("198.51.100.7"));
+        assert_eq!(s1.expires.as_second(), 1900);
+    }
+
+    #[test]
+    fn expired_revoked_and_suspended_sessions_are_not_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let rev = Revocations::open(&dir.path().join("r.json")).unwrap();
+        let gate = PartnerGate::default();
+        let s = Sessions::default();
+        s.observe(&token("short", "acme", 1000, 60));
+        s.observe(&token("revoked", "acme", 1000, 900));
+        s.observe(&token("suspended", "other", 1000, 900));
+        s.observe(&token("ok", "acme", 1000, 900));
+        let now = jiff::Timestamp::from_second(1100).unwrap();
+        rev.revoke_session("revoked", now).unwrap();
+        gate.set(["acme".to_string()].into_iter().collect());
+        let live = s.live(now, &rev, &gate);
+        assert_eq!(
+            live.iter()
+                .map(|l| l.session_id.as_str())
+                .collect::<Vec<_>>(),
+            ["ok"]
+        );
+        assert_eq!(s.len(), 1, "ended sessions are forgotten");
+    }
+
+    #[test]
+    fn refused_tokens_start_nothing() {
+        let s = Sessions::default();
+        let mut ev = token("s1", "acme", 1000, 900);
+        ev.decision = Decision::Deny;
+        s.observe(&ev);
+        assert!(s.is_empty());
+    }
+}
