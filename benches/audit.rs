@@ -42,6 +42,7 @@ fn event(i: u64) -> Event {
         expires_in: None,
         scopes: None,
         dlp: None,
+        tls: None,
     }
 }
 

@@ -3,9 +3,18 @@
 
   dlp-corpus.py generate --seed 1 --lines 20000 --out corpus.txt --labels labels.jsonl
   dlp-corpus.py evaluate --labels labels.jsonl --findings findings.jsonl
-  dlp-corpus.py run --gatehouse target/release/gatehouse [--seed 1 --lines 20000]
+  dlp-corpus.py run --gatehouse target/release/gatehouse [--seed 1 --lines 20000] [--form all]
 
-The corpus mixes CSV rows, NDJSON events, access logs, config snippets and prose. Each line
+Forms (`--form`, default `text`; `all` runs each):
+  text    one file mixing CSV rows, NDJSON events, access logs, config snippets and prose,
+          scanned as text with the built-in `default` profile;
+  csv     a people CSV (header names as context) scanned with a profile whose column rules
+          mask the `ssn` and `member_ref` columns whatever they hold (entity FIELD);
+  ndjson  customer events scanned with a profile whose path rules redact `customer.ssn` and
+          `customer.tax_id` (entity FIELD), key names as context.
+The csv and ndjson forms run `gatehouse dlp scan --config --profile` with a generated config.
+
+In the text form each line Each line
 holds zero or more sensitive values (labelled with byte offsets and entity) and hard
 negatives that look like them but are not: Luhn failures, SSNs outside the SSA ranges, IBANs
 with bad check digits, UUIDs, timestamps, epoch milliseconds, order numbers, version strings,
@@ -17,6 +26,7 @@ entity overlaps it; a finding that overlaps no label of its entity is a false po
 
 import argparse
 import base64
+import bisect
 import json
 import os
 import random
@@ -261,14 +271,138 @@ def generate(seed, lines):
     return "".join(doc.parts), doc.labels
 
 
+def notes(r, doc):
+    """Free text for a CSV cell or JSON string: prose, maybe a hard negative or a positive."""
+    prose(r, doc, r.randrange(2, 5))
+    roll = r.randrange(4)
+    if roll == 0:
+        doc.add(" ; " + r.choice(HARD_NEGATIVES)(r))
+    elif roll == 1:
+        doc.add(" ; ")
+        r.choice([p for p in POSITIVES if p[0] in ("EMAIL_ADDRESS", "CREDIT_CARD", "IP_ADDRESS")])[1](r, doc)
+
+
+# What a member_ref or tax_id holds: opaque identifiers no detector knows.
+def opaque(r):
+    return r.choice([f"M-{digits(r, 9)}", f"{rand(r, UPNUM, 3)}{digits(r, 6)}", "n/a", f"ref {digits(r, 4)}"])
+
+
+CSV_COLUMNS = "id,name,email,phone,card,ssn,member_ref,city,notes"
+RULES = """[dlp.profiles.corpus]
+default_action = "mask"
+columns = { ssn = "mask", member_ref = "redact" }
+fields = { "customer.ssn" = "redact", "customer.tax_id" = "redact" }
+"""
+
+
+def generate_csv(seed, lines):
+    """A people CSV: detectors find emails, phones, cards (header names as context); the
+    column rules cover every `ssn` and `member_ref` cell, SSN-shaped or not."""
+    r, doc = random.Random(seed), Doc()
+    doc.add(CSV_COLUMNS + "\n")
+    for i in range(lines):
+        doc.add(f"{i},{r.choice(FIRST).title()} {r.choice(LAST).title()},")
+        doc.add(f"{r.choice(FIRST)}.{r.choice(LAST)}{r.randrange(100)}@example.com", "EMAIL_ADDRESS")
+        doc.add(",")
+        doc.add(r.choice([e164(r), nanp(r, r.randrange(4))]), "PHONE_NUMBER")
+        doc.add(",")
+        if r.randrange(5):
+            doc.add(card(r), "CREDIT_CARD")
+        else:
+            doc.add(card(r, valid=False))  # an order number with a failed Luhn check
+        doc.add(",")
+        doc.add(r.choice(["-".join(ssn_parts(r)), "".join(ssn_parts(r)), "-".join(ssn_parts(r, valid=False)), "unknown"]), "FIELD")
+        doc.add(",")
+        doc.add(opaque(r), "FIELD")
+        doc.add(f",{r.choice(['Lyon', 'Oslo', 'Austin', 'Pune'])},")
+        notes(r, doc)
+        doc.add("\n")
+    return "".join(doc.parts), doc.labels
+
+
+def generate_ndjson(seed, lines):
+    """Customer events: path rules cover `customer.ssn` and `customer.tax_id` (strings or
+    numbers); emails, cards, IPs and dates of birth (key `dob` as context) are detected."""
+    r, doc = random.Random(seed), Doc()
+    for i in range(lines):
+        doc.add(f'{{"id":{i},"customer":{{"name":"{r.choice(FIRST).title()}","email":"')
+        doc.add(f"{r.choice(FIRST)}.{r.choice(LAST)}@mail.example.org", "EMAIL_ADDRESS")
+        doc.add('","ssn":')
+        if r.randrange(4):
+            doc.add('"')
+            doc.add("-".join(ssn_parts(r)), "FIELD")
+            doc.add('"')
+        else:
+            doc.add("".join(ssn_parts(r)).lstrip("0") or "1", "FIELD")  # a JSON number
+        doc.add(',"tax_id":"')
+        doc.add(opaque(r), "FIELD")
+        doc.add('","dob":"')
+        doc.add(dob(r), "DATE_OF_BIRTH")
+        doc.add('"},"payment":{"card":"')
+        doc.add(card(r), "CREDIT_CARD")
+        doc.add('","order":"' + card(r, valid=False) + '"},"ip":"')
+        doc.add(ipv4(r), "IP_ADDRESS")
+        doc.add('","at":"2025-11-05T10:00:00Z","note":"')
+        notes(r, doc)
+        doc.add('"}\n')
+    return "".join(doc.parts), doc.labels
+
+
+FORMS = {"text": (generate, "txt"), "csv": (generate_csv, "csv"), "ndjson": (generate_ndjson, "ndjson")}
+
+
+def run_form(a, form):
+    text, labels = FORMS[form][0](a.seed, a.lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = os.path.join(tmp, "corpus." + FORMS[form][1])
+        found = os.path.join(tmp, "findings.jsonl")
+        with open(corpus, "w") as f:
+            f.write(text)
+        cmd = [a.gatehouse, "dlp", "scan", "--findings", found]
+        if form != "text":
+            os.makedirs(os.path.join(tmp, "partners"))
+            config = os.path.join(tmp, "gatehouse.toml")
+            with open(config, "w") as f:
+                f.write(RULES)
+            cmd += ["--config", config, "--profile", "corpus"]
+        t = time.perf_counter()
+        subprocess.run(cmd + [corpus], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        secs = time.perf_counter() - t
+        findings = read_jsonl(found)
+    print(f"form {form}: seed {a.seed}, {len(text)} bytes, {len(labels)} labels; "
+          f"gatehouse dlp scan: {secs:.3f} s ({len(text) / secs / 1e6:.1f} MB/s incl. start-up)")
+    stats = evaluate(labels, findings)
+    report(stats)
+    for e in sorted(stats):
+        if a.show and (stats[e][1] or stats[e][2]):
+            print(e)
+            mistakes(text, labels, findings, e, a.show)
+
+
+def overlapping(spans, targets):
+    """For each span of `spans`, whether it overlaps one of `targets` (both sorted by start;
+    targets of one entity do not nest deeply, so a running maximum of ends suffices)."""
+    out, j, reach = [], 0, []
+    ends_by_start = sorted(targets)
+    starts = [t[0] for t in ends_by_start]
+    # prefix maximum of ends: the furthest any target starting at or before index i reaches
+    best = -1
+    for _, t in ends_by_start:
+        best = max(best, t)
+        reach.append(best)
+    for s, t in spans:
+        i = bisect.bisect_left(starts, t) - 1  # last target starting before the span's end
+        out.append(i >= 0 and reach[i] > s)
+    return out
+
+
 def evaluate(labels, findings):
     stats = {}
     for e in {x["entity"] for x in labels} | {x["entity"] for x in findings}:
         ls = sorted((x["start"], x["end"]) for x in labels if x["entity"] == e)
         fs = sorted((x["start"], x["end"]) for x in findings if x["entity"] == e)
-        overlaps = lambda a, bs: any(s < a[1] and a[0] < t for s, t in bs)
-        tp = sum(1 for l in ls if overlaps(l, fs))
-        fp = sum(1 for f in fs if not overlaps(f, ls))
+        tp = sum(overlapping(ls, fs))
+        fp = sum(1 for hit in overlapping(fs, ls) if not hit)
         stats[e] = (tp, fp, len(ls) - tp)
     return stats
 
@@ -310,6 +444,7 @@ def main():
     g.add_argument("--lines", type=int, default=20000)
     g.add_argument("--out", required=True)
     g.add_argument("--labels", required=True)
+    g.add_argument("--form", choices=list(FORMS), default="text")
     e = sub.add_parser("evaluate")
     e.add_argument("--labels", required=True)
     e.add_argument("--findings", required=True)
@@ -318,9 +453,10 @@ def main():
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--lines", type=int, default=20000)
     run.add_argument("--show", type=int, default=0, help="print this many mistakes per entity")
+    run.add_argument("--form", choices=[*FORMS, "all"], default="text")
     a = p.parse_args()
     if a.cmd == "generate":
-        text, labels = generate(a.seed, a.lines)
+        text, labels = FORMS[a.form][0](a.seed, a.lines)
         with open(a.out, "w") as f:
             f.write(text)
         with open(a.labels, "w") as f:
@@ -329,24 +465,8 @@ def main():
     elif a.cmd == "evaluate":
         report(evaluate(read_jsonl(a.labels), read_jsonl(a.findings)))
     else:
-        text, labels = generate(a.seed, a.lines)
-        with tempfile.TemporaryDirectory() as tmp:
-            corpus, found = os.path.join(tmp, "corpus.txt"), os.path.join(tmp, "findings.jsonl")
-            with open(corpus, "w") as f:
-                f.write(text)
-            t = time.perf_counter()
-            subprocess.run([a.gatehouse, "dlp", "scan", "--findings", found, corpus],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-            secs = time.perf_counter() - t
-            findings = read_jsonl(found)
-        print(f"corpus: seed {a.seed}, {len(text)} bytes, {len(labels)} labels; "
-              f"gatehouse dlp scan: {secs:.3f} s ({len(text) / secs / 1e6:.1f} MB/s incl. start-up)")
-        stats = evaluate(labels, findings)
-        report(stats)
-        for e in sorted(stats):
-            if a.show and (stats[e][1] or stats[e][2]):
-                print(e)
-                mistakes(text, labels, findings, e, a.show)
+        for form in FORMS if a.form == "all" else [a.form]:
+            run_form(a, form)
 
 
 if __name__ == "__main__":

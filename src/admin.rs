@@ -242,6 +242,7 @@ fn admin_event(
         expires_in: None,
         scopes: None,
         dlp: None,
+        tls: None,
     }
 }
 

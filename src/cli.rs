@@ -97,6 +97,11 @@ pub async fn serve(path: &Path) -> ExitCode {
     tokio::spawn(crate::reload::watch(
         live.clone(),
         crate::reload::DEBOUNCE,
+        stopped(admin_stopped.clone()),
+    ));
+    tokio::spawn(crate::sessions::sweeper(
+        live.clone(),
+        crate::sessions::SWEEP_EVERY,
         stopped(admin_stopped),
     ));
     let result = crate::run(listener, live.clone(), shutdown_signal()).await;

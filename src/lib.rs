@@ -17,7 +17,8 @@
 //! - [`alerts`]: rules on the finished events; alerts to the trail, metrics and a webhook
 //!
 //! Around them: [`config`] (TOML to typed config), [`bootstrap`] (first-run dev material),
-//! [`state`] (the runtime built from a config).
+//! [`state`] (the runtime built from a config), and reading the trail afterwards: [`report`]
+//! (per-partner activity) and [`review`] (the access review).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -44,6 +45,8 @@ pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
 pub mod reload;
+pub mod report;
+pub mod review;
 pub mod revocation;
 pub mod s3api;
 pub mod sessions;

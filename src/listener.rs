@@ -73,6 +73,7 @@ pub async fn run(
         let (live, builder, watcher) = (live.clone(), builder.clone(), graceful.watcher());
         let mut conn_info = ConnInfo {
             client_ip: peer.ip(),
+            tls: None,
         };
         tokio::spawn(async move {
             let _permit = permit;
@@ -101,6 +102,16 @@ pub async fn run(
                 }
             };
             drop(conn_state);
+            let session = tls.get_ref().1;
+            if let (Some(version), Some(suite)) = (
+                session.protocol_version(),
+                session.negotiated_cipher_suite(),
+            ) {
+                conn_info.tls = Some(crate::audit::TlsFacts {
+                    version: version.as_str().unwrap_or("unknown"),
+                    cipher: suite.suite().as_str().unwrap_or("unknown"),
+                });
+            }
             let service = service_fn(move |req| {
                 let state = live.state();
                 async move { Ok::<_, Infallible>(pipeline::handle(state, conn_info, req).await) }

@@ -122,6 +122,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Per-partner activity from the audit trail (requests, bytes, objects, denials, DLP
+    /// findings, source IPs, sessions, first and last access) as a table, JSON or one
+    /// self-contained HTML file.
+    Report(gatehouse::report::ReportArgs),
+    /// The access review: expiring, expired and unused access, overdue reviews, missing
+    /// paperwork and approvals; exit 1 when something needs attention.
+    Review(gatehouse::review::ReviewArgs),
     /// Access policy tools.
     Policy {
         #[command(subcommand)]
@@ -186,19 +193,7 @@ enum PolicyCommand {
 #[derive(Subcommand)]
 enum DlpCommand {
     /// Scan a file (or `-` for stdin) with the gateway's DLP engine: masked output on stdout.
-    Scan {
-        /// Directory of detector files (`*.toml`); the built-in pack when absent.
-        #[arg(long)]
-        patterns: Option<PathBuf>,
-        /// How to read the input.
-        #[arg(long, value_enum, default_value_t)]
-        format: gatehouse::dlp::cli::Format,
-        /// Write one JSON line per finding (offsets, entity, detector, action) to this file.
-        #[arg(long)]
-        findings: Option<PathBuf>,
-        /// Input file, or `-` for stdin.
-        input: PathBuf,
-    },
+    Scan(gatehouse::dlp::cli::ScanArgs),
     /// Data owner: reverse `tokenize_fpe` tokens made for a partner (arguments or stdin lines).
     Detokenize(gatehouse::dlp::cli::DetokenizeArgs),
     /// Create an FF1 key for `tokenize_fpe`, written wrapped by a key service.
@@ -238,23 +233,14 @@ fn main() -> ExitCode {
                 fail_on,
                 json,
             } => gatehouse::lint::run(&config, fail_on, json),
+            Command::Report(args) => gatehouse::report::run(&args),
+            Command::Review(args) => gatehouse::review::run(&args),
             Command::Policy {
                 command: PolicyCommand::Explain(args),
             } => gatehouse::policy::explain::run(&args),
             Command::Dlp {
-                command:
-                    DlpCommand::Scan {
-                        patterns,
-                        format,
-                        findings,
-                        input,
-                    },
-            } => gatehouse::dlp::cli::scan(&gatehouse::dlp::cli::ScanArgs {
-                patterns,
-                format,
-                findings,
-                input,
-            }),
+                command: DlpCommand::Scan(args),
+            } => gatehouse::dlp::cli::scan(&args).await,
             Command::Dlp {
                 command: DlpCommand::Detokenize(args),
             } => gatehouse::dlp::cli::detokenize(&args).await,

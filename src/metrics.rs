@@ -271,6 +271,7 @@ impl Metrics {
             Kind::Token => "token",
             Kind::Admin => "admin",
             Kind::Alert => "alert",
+            Kind::Session => "session",
         };
         let partner = ev.partner.clone().unwrap_or_else(|| "-".into());
         let share = ev.share.clone().unwrap_or_else(|| "-".into());
@@ -403,6 +404,7 @@ mod tests {
             expires_in: None,
             scopes: None,
             dlp: None,
+            tls: None,
         }
     }
 

@@ -22,6 +22,8 @@ use crate::{data, tokens};
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
     pub client_ip: IpAddr,
+    /// TLS version and cipher suite (recorded with the token events that start sessions).
+    pub tls: Option<crate::audit::TlsFacts>,
 }
 
 /// A refusal: what the partner sees and the reason code the audit trail keeps.
@@ -99,6 +101,7 @@ impl Ctx {
                 expires_in: None,
                 scopes: None,
                 dlp: None,
+                tls: None,
             },
         }
     }
@@ -124,7 +127,10 @@ where
         ))
     } else {
         match req.uri().path() {
-            "/v1/token" => Ok(tokens::handle(&state, &mut ctx, req).await),
+            "/v1/token" => {
+                ctx.event.tls = conn.tls;
+                Ok(tokens::handle(&state, &mut ctx, req).await)
+            }
             "/.well-known/jwks.json" => Ok(jwks(&state)),
             _ => data::handle(&state, &mut ctx, req).await,
         }

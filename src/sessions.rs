@@ -15,6 +15,9 @@ use crate::audit::{Decision, Event, Kind};
 use crate::revocation::Revocations;
 use crate::state::PartnerGate;
 
+/// How often the end of sessions is looked for and recorded.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Most sessions tracked; beyond it the ones closest to expiry are forgotten first.
 pub const MAX_TRACKED: usize = 100_000;
 
@@ -103,25 +106,45 @@ impl Sessions {
         }
     }
 
-    /// Sessions still live at `now`, newest first; forgets the ones that ended.
+    /// Sessions still live at `now`, newest first.
     pub fn live(
         &self,
         now: jiff::Timestamp,
         revocations: &Revocations,
         gate: &PartnerGate,
     ) -> Vec<SessionInfo> {
-        let mut map = self.map.lock();
-        map.retain(|sid, s| {
-            s.expires > now
-                && gate.is_active(&s.partner)
-                && !revocations.is_revoked(&s.partner, sid, s.started)
-        });
-        let mut out: Vec<SessionInfo> = map.values().cloned().collect();
+        let map = self.map.lock();
+        let mut out: Vec<SessionInfo> = map
+            .iter()
+            .filter(|(sid, s)| ended(sid, s, now, revocations, gate).is_none())
+            .map(|(_, s)| s.clone())
+            .collect();
         out.sort_by(|a, b| {
             b.started
                 .cmp(&a.started)
                 .then(a.session_id.cmp(&b.session_id))
         });
+        out
+    }
+
+    /// Forgets the sessions that have ended at `now` and gives them with why they ended
+    /// (`session_expired`, `session_revoked`, `partner_suspended`), oldest first.
+    pub fn sweep(
+        &self,
+        now: jiff::Timestamp,
+        revocations: &Revocations,
+        gate: &PartnerGate,
+    ) -> Vec<(SessionInfo, &'static str)> {
+        let mut map = self.map.lock();
+        let mut out = Vec::new();
+        map.retain(|sid, s| match ended(sid, s, now, revocations, gate) {
+            Some(reason) => {
+                out.push((s.clone(), reason));
+                false
+            }
+            None => true,
+        });
+        out.sort_by_key(|(s, _)| s.started);
         out
     }
 
@@ -132,6 +155,86 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Why a session has ended at `now`, if it has.
+fn ended(
+    sid: &str,
+    s: &SessionInfo,
+    now: jiff::Timestamp,
+    revocations: &Revocations,
+    gate: &PartnerGate,
+) -> Option<&'static str> {
+    if revocations.is_revoked(&s.partner, sid, s.started) {
+        Some("session_revoked")
+    } else if !gate.is_active(&s.partner) {
+        Some("partner_suspended")
+    } else if s.expires <= now {
+        Some("session_expired")
+    } else {
+        None
+    }
+}
+
+/// The audit record of a session's end: partner, session, the client IP last seen, totals
+/// (bytes in and out), and how long it lasted (`duration_ms`).
+pub fn end_event(s: &SessionInfo, reason: &str, now: jiff::Timestamp) -> Event {
+    let end = if reason == "session_expired" {
+        s.expires.min(now)
+    } else {
+        now
+    };
+    Event {
+        time: now,
+        kind: Kind::Session,
+        request_id: ulid::Ulid::new().to_string(),
+        session_id: Some(s.session_id.clone()),
+        partner: Some(s.partner.clone()),
+        client_ip: s.last_ip.clone().unwrap_or_else(|| s.client_ip.clone()),
+        user_agent: None,
+        method: "SESSION".into(),
+        path: format!("/sessions/{}", s.session_id),
+        share: None,
+        key: None,
+        range: None,
+        status: 0,
+        decision: Decision::Allow,
+        reason: reason.into(),
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        aborted: false,
+        duration_ms: (end.as_millisecond() - s.started.as_millisecond()).max(0) as f64,
+        key_id: s.key_id.clone(),
+        expires_in: None,
+        scopes: s.scopes.clone(),
+        dlp: None,
+        tls: None,
+    }
+}
+
+/// Every `every`, records the end of each session that has ended, until `shutdown`.
+pub async fn sweeper(
+    live: std::sync::Arc<crate::reload::Live>,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {
+                let state = live.state();
+                let now = jiff::Timestamp::now();
+                for (s, reason) in state.observers.sessions.sweep(now, &state.revocations, &state.gate) {
+                    let ev = end_event(&s, reason, now);
+                    state.audit.record(&ev);
+                    state.observers.metrics.observe(&ev);
+                }
+            }
+        }
     }
 }
 
@@ -177,6 +280,7 @@ mod tests {
             expires_in: Some(lifetime),
             scopes: None,
             dlp: None,
+            tls: None,
         }
     }
 
@@ -236,7 +340,34 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["ok"]
         );
-        assert_eq!(s.len(), 1, "ended sessions are forgotten");
+        assert_eq!(s.len(), 4, "listing forgets nothing");
+        let mut ended: Vec<(String, &str)> = s
+            .sweep(now, &rev, &gate)
+            .into_iter()
+            .map(|(i, r)| (i.session_id, r))
+            .collect();
+        ended.sort();
+        assert_eq!(
+            ended,
+            [
+                ("revoked".to_string(), "session_revoked"),
+                ("short".to_string(), "session_expired"),
+                ("suspended".to_string(), "partner_suspended"),
+            ]
+        );
+        assert_eq!(s.len(), 1, "ended sessions are forgotten once swept");
+        assert!(s.sweep(now, &rev, &gate).is_empty());
+        let ok = s.live(now, &rev, &gate).remove(0);
+        let ev = end_event(
+            &ok,
+            "session_expired",
+            jiff::Timestamp::from_second(5000).unwrap(),
+        );
+        assert_eq!(ev.kind, Kind::Session);
+        assert_eq!(
+            ev.duration_ms, 900_000.0,
+            "an expired session lasted until its expiry"
+        );
     }
 
     #[test]

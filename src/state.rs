@@ -123,10 +123,16 @@ impl State {
                 p.observers.clone(),
             ),
             None => {
-                let audit = Audit::open(&config.audit).map_err(|source| StartError::Audit {
-                    dir: config.audit.dir.display().to_string(),
-                    source,
-                })?;
+                // Opening the trail reads and may repair its last file and loads the signing
+                // key: file I/O, off the async threads.
+                let audit_cfg = config.audit.clone();
+                let audit = tokio::task::spawn_blocking(move || Audit::open(&audit_cfg))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+                    .map_err(|source| StartError::Audit {
+                        dir: config.audit.dir.display().to_string(),
+                        source,
+                    })?;
                 let revocations =
                     crate::revocation::Revocations::open(&config.admin.revocations_file)
                         .map(Arc::new)

@@ -249,3 +249,30 @@ fn token_command_reports_refusals_without_secrets() {
     assert!(err.contains("missing.pem"), "{err}");
     assert!(!err.contains("secret-external-id-123"), "{err}");
 }
+
+/// The container image's configuration is the embedded default with paths one level deeper,
+/// partners from `config/partners/` and the listener on all interfaces: nothing else differs.
+#[test]
+fn the_container_config_follows_the_shipped_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("config/gatehouse.toml")).unwrap();
+    let container = std::fs::read_to_string(root.join("config/container/gatehouse.toml")).unwrap();
+    let body = |text: &str| -> String {
+        text.lines()
+            .skip_while(|l| l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let expected = body(&shipped)
+        .replace("\"../", "\"../../")
+        .replace(
+            "partners_dir = \"partners\"",
+            "partners_dir = \"../partners\"",
+        )
+        .replace("addr = \"127.0.0.1:8443\"", "addr = \"0.0.0.0:8443\"");
+    assert_eq!(
+        body(&container),
+        expected,
+        "regenerate config/container/gatehouse.toml from config/gatehouse.toml"
+    );
+}

@@ -667,3 +667,40 @@ async fn audit_failure_refuses_requests_until_it_recovers() {
     );
     g.stop().await;
 }
+
+/// An upload is on record, durably, before any byte of it is stored: a `request_start`
+/// line (method PUT, status 0) precedes the request's final line in the trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_recorded_before_they_are_stored() {
+    let g = gw(Backend::Fs).await;
+    let t = g.token("acme").await;
+    let resp = put(&g, &t, "/exports/acme/inbox/up.txt", "uploaded").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let id = resp.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = g.audit_lines(0).await;
+        if lines
+            .iter()
+            .any(|l| l["request_id"] == id.as_str() && l["kind"] == "request")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let of_request: Vec<_> = lines
+        .iter()
+        .filter(|l| l["request_id"] == id.as_str())
+        .collect();
+    assert_eq!(of_request.len(), 2, "{of_request:?}");
+    assert_eq!(of_request[0]["kind"], "request_start");
+    assert_eq!(of_request[0]["method"], "PUT");
+    assert_eq!(of_request[0]["status"], 0);
+    assert_eq!(of_request[0]["key"], "acme/inbox/up.txt");
+    assert_eq!(of_request[1]["kind"], "request");
+    assert_eq!(of_request[1]["status"], 200);
+    g.stop().await;
+}

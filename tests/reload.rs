@@ -354,3 +354,71 @@ async fn readiness_fails_while_the_audit_trail_cannot_be_written() {
     assert_eq!(admin(&g, "GET", "/healthz", None).await.0, 200);
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_listed_and_their_start_and_end_are_recorded() {
+    let g = start().await;
+    let t = g.token("acme").await;
+    assert_eq!(status_of(&g, &t, "/exports/a.txt").await.0, StatusCode::OK);
+    let (status, body) = admin(&g, "GET", "/sessions", Some(&admin_token(&g))).await;
+    assert_eq!(status, 200);
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{body}");
+    let sid = sessions[0]["session_id"].as_str().unwrap().to_string();
+    assert_eq!(sessions[0]["partner"], "acme");
+    assert_eq!(sessions[0]["requests"], 1);
+    assert_eq!(sessions[0]["bytes_out"], 5);
+    assert!(!body.contains(&t), "no token in the listing");
+
+    // The start: the token event names the TLS version and cipher suite.
+    let lines = g.audit_lines(0).await;
+    let start = lines
+        .iter()
+        .find(|l| l["kind"] == "token" && l["session_id"] == sid.as_str())
+        .unwrap();
+    assert!(
+        start["tls"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLSv1_"),
+        "{start}"
+    );
+    assert!(start["tls"]["cipher"].as_str().unwrap().starts_with("TLS"));
+
+    // The end: revoked, swept, recorded with its totals; no longer listed.
+    assert_eq!(
+        g.revoke(serde_json::json!({ "session": sid.clone() }))
+            .await,
+        200
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sweeper = tokio::spawn(gatehouse::sessions::sweeper(
+        g.live.clone(),
+        Duration::from_millis(50),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut end = None;
+    for _ in 0..100 {
+        end = g
+            .audit_lines(0)
+            .await
+            .into_iter()
+            .find(|l| l["kind"] == "session" && l["session_id"] == sid.as_str());
+        if end.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let end = end.expect("a session end record");
+    assert_eq!(end["reason"], "session_revoked");
+    assert_eq!(end["partner"], "acme");
+    assert_eq!(end["bytes_out"], 5);
+    let _ = stop.send(());
+    sweeper.await.unwrap();
+    let (_, body) = admin(&g, "GET", "/sessions", Some(&admin_token(&g))).await;
+    assert_eq!(body, "{\"sessions\":[]}\n");
+    g.stop().await;
+}

@@ -169,7 +169,14 @@ struct Running {
     saving: tokio::sync::Mutex<()>,
     /// Stops the saver and the webhook sender.
     stop: CancellationToken,
+    /// Alerts written and sent in the current minute (the global cap).
+    sent: parking_lot::Mutex<(i64, u32)>,
 }
+
+/// Most alerts written to the trail and sent to the webhook per minute, whatever the rule
+/// and subject: an attacker who spreads denials over many addresses cannot turn alerts into
+/// a flood. Alerts beyond it are counted as `alerts_total{rule="suppressed"}` and logged.
+pub const MAX_ALERTS_PER_MINUTE: u32 = 60;
 
 impl Default for Alerts {
     fn default() -> Self {
@@ -232,6 +239,7 @@ impl Alerts {
                     dirty: AtomicBool::new(false),
                     saving: tokio::sync::Mutex::new(()),
                     stop: CancellationToken::new(),
+                    sent: parking_lot::Mutex::new((i64::MIN, 0)),
                 });
                 tokio::spawn(webhook::run(
                     outbox,
@@ -293,6 +301,25 @@ impl Alerts {
 impl Running {
     /// Audit event, counter, webhook: none of them waits.
     fn emit(&self, alert: &Alert, trigger: &Event) {
+        {
+            let minute = self.clock.now().as_second().div_euclid(60);
+            let mut sent = self.sent.lock();
+            if sent.0 != minute {
+                *sent = (minute, 0);
+            }
+            if sent.1 >= MAX_ALERTS_PER_MINUTE {
+                if sent.1 == MAX_ALERTS_PER_MINUTE {
+                    tracing::warn!(
+                        cap = MAX_ALERTS_PER_MINUTE,
+                        "alert cap reached; further alerts this minute are counted, not sent"
+                    );
+                }
+                sent.1 = sent.1.saturating_add(1);
+                self.counters.alert("suppressed");
+                return;
+            }
+            sent.1 += 1;
+        }
         tracing::warn!(
             rule = alert.rule.id(),
             subject = %alert.subject,

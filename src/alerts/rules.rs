@@ -256,7 +256,7 @@ fn authenticated(ev: &Event) -> bool {
     match ev.kind {
         Kind::Token => ev.decision == Decision::Allow,
         Kind::Request => ev.session_id.is_some(),
-        Kind::Admin | Kind::Alert => false,
+        Kind::Admin | Kind::Alert | Kind::Session => false,
     }
 }
 

@@ -65,6 +65,7 @@ fn request(t: Timestamp, partner: Option<&str>, ip: &str, decision: Decision) ->
         expires_in: None,
         scopes: None,
         dlp: None,
+        tls: None,
     }
 }
 

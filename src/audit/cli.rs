@@ -1,14 +1,15 @@
-//! The analyst's subcommands: `gatehouse audit verify | search | tail`.
+//! The analyst's subcommands: `gatehouse audit verify | search | tail | export`.
 //!
 //! Takes parsed flags; gives an exit code and output on stdout (reports, records) and stderr
 //! (errors, warnings, a progress bar when stderr is a terminal and the input is large).
 //! `verify` exits 0 only when the whole trail holds, 1 at the first broken place, 2 on a usage
-//! or read error. `search` and `tail` exit 0, or 2 on an error.
+//! or read error. `search`, `tail` and `export` exit 0, or 2 on an error.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::anchor;
 use super::keys::PublicKey;
 use super::search::{self, Filter, Format};
 use super::verify;
@@ -27,6 +28,9 @@ pub enum Command {
     Search(SearchArgs),
     /// Print the last records of a trail file (the newest one of a directory); -f follows it.
     Tail(TailArgs),
+    /// Write the records that match as OCSF 1.3 JSON lines (API Activity, Authentication)
+    /// for a SIEM or AWS Security Lake.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +45,21 @@ pub struct VerifyArgs {
     /// not a failure.
     #[arg(long)]
     pub live: bool,
+    /// Also check the trail against off-host anchors of its checkpoints: `s3://BUCKET/PREFIX`
+    /// (the archive's prefix; anchors under `PREFIX/anchors/`) or a local directory holding a
+    /// copy of them. Repeat to use several.
+    #[arg(long = "anchor", value_name = "s3://BUCKET/PREFIX|DIR")]
+    pub anchors: Vec<String>,
+    /// S3 endpoint for `s3://` anchors (an S3-compatible server; path-style requests).
+    #[arg(long, env = "GATEHOUSE_ANCHOR_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Region of the anchor bucket (default: the AWS chain).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Anchors older than the first record given are skipped instead of failing (older files
+    /// removed by retention and not fetched from the archive).
+    #[arg(long)]
+    pub anchor_skip_older: bool,
     /// Audit files or directories, in any order.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
@@ -48,6 +67,36 @@ pub struct VerifyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SearchArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Audit files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// OCSF 1.3 JSON lines.
+    #[default]
+    Ocsf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ExportFormat,
+    /// Audit files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// The record filters `search` and `export` share.
+#[derive(Debug, clap::Args)]
+pub struct FilterArgs {
     #[arg(long)]
     pub partner: Option<String>,
     #[arg(long)]
@@ -69,11 +118,24 @@ pub struct SearchArgs {
     /// Before this time (same forms as --since).
     #[arg(long)]
     pub until: Option<String>,
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-    /// Audit files or directories.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
+}
+
+impl FilterArgs {
+    /// The filter these flags ask for, with spans counted back from `now`.
+    pub fn filter(&self, now: jiff::Timestamp) -> Result<Filter, String> {
+        let time =
+            |t: &Option<String>| t.as_deref().map(|t| search::parse_time(t, now)).transpose();
+        Ok(Filter {
+            partner: self.partner.clone(),
+            session: self.session.clone(),
+            share: self.share.clone(),
+            decision: self.decision.clone(),
+            reason: self.reason.clone(),
+            kind: self.kind.clone(),
+            since: time(&self.since)?,
+            until: time(&self.until)?,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +157,7 @@ pub fn run(command: &Command) -> ExitCode {
         Command::Verify(a) => verify_cmd(a),
         Command::Search(a) => search_cmd(a),
         Command::Tail(a) => tail_cmd(a),
+        Command::Export(a) => export_cmd(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -104,6 +167,7 @@ pub fn run(command: &Command) -> ExitCode {
 
 fn verify_cmd(a: &VerifyArgs) -> Result<ExitCode, String> {
     let keys = trusted_keys(a)?;
+    let anchors = load_anchors(a)?;
     let files = verify::files_of(&a.paths).map_err(|e| e.to_string())?;
     let bar = progress(&files);
     let opts = verify::Options { keys, live: a.live };
@@ -117,6 +181,29 @@ fn verify_cmd(a: &VerifyArgs) -> Result<ExitCode, String> {
         Some(first) => format!("seq {first}..{}", report.last_seq),
         None => "no records".into(),
     };
+    if report.holds() && !anchors.is_empty() {
+        let checked = anchor::check(&files, &anchors, a.anchor_skip_older)
+            .map_err(|e| format!("cannot read the trail: {e}"))?;
+        if let Some(d) = &checked.problem {
+            println!("FAILED against {d}");
+            println!(
+                "the trail verifies on its own ({} record(s), {} checkpoint(s)), but disagrees with its off-host anchors: it was rewritten or cut after they were taken",
+                report.records, report.checkpoints
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        if checked.skipped_older > 0 {
+            eprintln!(
+                "warning: {} anchor(s) before the trail given were skipped (--anchor-skip-older)",
+                checked.skipped_older
+            );
+        }
+        println!(
+            "anchors: {} of {} checkpoint anchor(s) match the trail",
+            checked.matched,
+            anchors.len()
+        );
+    }
     match &report.problem {
         None => {
             println!(
@@ -146,6 +233,37 @@ fn verify_cmd(a: &VerifyArgs) -> Result<ExitCode, String> {
     }
 }
 
+/// Every anchor named by `--anchor`, read before the trail is checked.
+fn load_anchors(a: &VerifyArgs) -> Result<Vec<anchor::Located>, String> {
+    let mut out = Vec::new();
+    for source in &a.anchors {
+        if source.starts_with("s3://") {
+            // The CLI runs inside the binary's runtime but synchronously: fetch on a thread
+            // with its own runtime.
+            let fetched = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| e.to_string())?;
+                        rt.block_on(anchor::load_s3(
+                            source,
+                            a.region.as_deref(),
+                            a.endpoint_url.as_deref(),
+                        ))
+                    })
+                    .join()
+                    .unwrap_or_else(|_| Err("anchor fetch panicked".into()))
+            });
+            out.extend(fetched?);
+        } else {
+            out.extend(anchor::load_dir(Path::new(source))?);
+        }
+    }
+    Ok(out)
+}
+
 fn trusted_keys(a: &VerifyArgs) -> Result<Vec<PublicKey>, String> {
     let files = if a.keys.is_empty() {
         let cfg = crate::config::load_gateway(&a.config)
@@ -161,18 +279,7 @@ fn trusted_keys(a: &VerifyArgs) -> Result<Vec<PublicKey>, String> {
 }
 
 fn search_cmd(a: &SearchArgs) -> Result<ExitCode, String> {
-    let now = jiff::Timestamp::now();
-    let time = |t: &Option<String>| t.as_deref().map(|t| search::parse_time(t, now)).transpose();
-    let filter = Filter {
-        partner: a.partner.clone(),
-        session: a.session.clone(),
-        share: a.share.clone(),
-        decision: a.decision.clone(),
-        reason: a.reason.clone(),
-        kind: a.kind.clone(),
-        since: time(&a.since)?,
-        until: time(&a.until)?,
-    };
+    let filter = a.filter.filter(jiff::Timestamp::now())?;
     let files = verify::files_of(&a.paths).map_err(|e| e.to_string())?;
     let bar = progress(&files);
     let stdout = std::io::stdout();
@@ -183,6 +290,34 @@ fn search_cmd(a: &SearchArgs) -> Result<ExitCode, String> {
     match n {
         Ok(n) => {
             eprintln!("{n} record(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn export_cmd(a: &ExportArgs) -> Result<ExitCode, String> {
+    let ExportFormat::Ocsf = a.format;
+    let filter = a.filter.filter(jiff::Timestamp::now())?;
+    let files = verify::files_of(&a.paths).map_err(|e| e.to_string())?;
+    let bar = progress(&files);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut written, mut skipped) = (0u64, 0u64);
+    let result = search::for_each(&files, &filter, &mut |n| bar.inc(n), &mut |_, v| {
+        let Some(event) = super::ocsf::convert(v) else {
+            skipped += 1;
+            return Ok(());
+        };
+        written += 1;
+        serde_json::to_writer(&mut out, &event)?;
+        out.write_all(b"\n")
+    })
+    .and_then(|()| out.flush());
+    bar.finish_and_clear();
+    match result {
+        Ok(()) => {
+            eprintln!("{written} OCSF event(s); {skipped} record(s) without an OCSF counterpart");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
@@ -238,7 +373,7 @@ fn tail_cmd(a: &TailArgs) -> Result<ExitCode, String> {
 
 /// A progress bar over the total size of `files`, on stderr; hidden when stderr is not a
 /// terminal or the input is small.
-fn progress(files: &[PathBuf]) -> indicatif::ProgressBar {
+pub fn progress(files: &[PathBuf]) -> indicatif::ProgressBar {
     let total: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(Path::new(f)).ok())

@@ -12,10 +12,13 @@
 //! ([`Audit::before_first_byte`]). Events are written through this module only, never through
 //! `tracing`, and never hold tokens, keys, external ids or object contents.
 
+pub mod anchor;
+pub mod archive;
 pub mod chain;
 pub mod cli;
 pub mod flood;
 pub mod keys;
+pub mod ocsf;
 pub mod search;
 pub mod verify;
 mod writer;
@@ -50,6 +53,18 @@ pub enum Kind {
     Admin,
     /// An alert raised by a rule of `crate::alerts` (reason: the rule id).
     Alert,
+    /// The end of a session (reason: `session_expired`, `session_revoked`,
+    /// `partner_suspended`), with its totals; its start is the `token` event that issued it.
+    Session,
+}
+
+/// The TLS connection a token was issued over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TlsFacts {
+    /// `TLSv1_3` or `TLSv1_2`.
+    pub version: &'static str,
+    /// IANA name of the cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: &'static str,
 }
 
 /// One audit record. Optional fields are omitted when unknown.
@@ -95,6 +110,9 @@ pub struct Event {
     /// by entity, detector and action with counts (never the values).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dlp: Option<crate::data::DlpRecord>,
+    /// Token events: the TLS version and cipher suite of the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFacts>,
 }
 
 /// The trail could not confirm a record: the request must be refused (fail closed).
@@ -112,6 +130,9 @@ struct Inner {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
     key_id: String,
+    /// The S3 archive task, when `[audit.archive]` is set; taken by [`Audit::close`].
+    archive: parking_lot::Mutex<Option<archive::Handle>>,
+    archive_progress: Option<tokio::sync::watch::Receiver<archive::Progress>>,
 }
 
 impl Audit {
@@ -129,13 +150,27 @@ impl Audit {
                 cfg.unauthenticated_burst,
                 cfg.unauthenticated_interval,
             )),
+            wake: tokio::sync::Notify::new(),
+            durable: parking_lot::Mutex::new(None),
         });
+        let archive = cfg
+            .archive
+            .as_ref()
+            .map(|a| archive::start(a, &cfg.dir, shared.clone()))
+            .transpose()?;
+        let archive_progress = archive.as_ref().map(archive::Handle::progress);
         let s = shared.clone();
         std::thread::Builder::new()
             .name("gatehouse-audit".into())
             .spawn(move || writer.run(rx, &s))?;
         Ok(Audit {
-            inner: Arc::new(Inner { tx, shared, key_id }),
+            inner: Arc::new(Inner {
+                tx,
+                shared,
+                key_id,
+                archive: parking_lot::Mutex::new(archive),
+                archive_progress,
+            }),
         })
     }
 
@@ -204,6 +239,18 @@ impl Audit {
         self.durable(body).await
     }
 
+    /// Uploads: a durable `request_start` record (status 0: not known yet) before the first
+    /// byte of the body is stored, so no object is written that the trail does not know of.
+    pub async fn before_store(&self, draft: &Event) -> Result<(), Unavailable> {
+        let mut start = serde_json::to_value(draft).map_err(|_| Unavailable)?;
+        start["kind"] = "request_start".into();
+        start["status"] = 0.into();
+        start["decision"] = "allow".into();
+        start["reason"] = "ok".into();
+        let body = serde_json::to_vec(&start).map_err(|_| Unavailable)?;
+        self.durable(body).await
+    }
+
     async fn durable(&self, body: Vec<u8>) -> Result<(), Unavailable> {
         let (tx, rx) = oneshot::channel();
         self.send(Msg::Record(body, Some(tx)));
@@ -224,7 +271,17 @@ impl Audit {
     pub async fn close(&self) -> Result<(), Unavailable> {
         let (tx, rx) = oneshot::channel();
         self.send(Msg::Close(tx));
-        confirmed(rx).await
+        let closed = confirmed(rx).await;
+        let archive = self.inner.archive.lock().take();
+        if let Some(a) = archive {
+            a.finish().await;
+        }
+        closed
+    }
+
+    /// What the S3 archive has anchored and shipped so far; `None` without `[audit.archive]`.
+    pub fn archive_progress(&self) -> Option<tokio::sync::watch::Receiver<archive::Progress>> {
+        self.inner.archive_progress.clone()
     }
 
     fn serialise(&self, event: &Event) -> Option<Vec<u8>> {
@@ -257,7 +314,7 @@ fn is_unauthenticated_refusal(event: &Event) -> bool {
     match event.kind {
         Kind::Request => event.decision == Decision::Deny && event.session_id.is_none(),
         Kind::Token => matches!(event.reason.as_str(), "token_rate_limited" | "locked_out"),
-        Kind::Admin | Kind::Alert => false,
+        Kind::Admin | Kind::Alert | Kind::Session => false,
     }
 }
 

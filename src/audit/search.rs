@@ -95,6 +95,22 @@ pub fn search(
         writeln!(out, "{}", header())?;
     }
     let mut n = 0;
+    for_each(files, filter, progress, &mut |line, v| {
+        n += 1;
+        print_record(out, format, line, v)
+    })?;
+    Ok(n)
+}
+
+/// Calls `f` with each record of `files` (in order) that `filter` matches: its exact line
+/// (without the newline) and its parsed value. Lines that are not JSON are skipped;
+/// `progress` gets the bytes read. Stops at the first error of reading or of `f`.
+pub fn for_each(
+    files: &[PathBuf],
+    filter: &Filter,
+    progress: &mut dyn FnMut(u64),
+    f: &mut dyn FnMut(&[u8], &Value) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     for path in files {
         let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
         let mut buf = Vec::new();
@@ -109,12 +125,11 @@ pub fn search(
                 continue;
             };
             if filter.matches(&v) {
-                print_record(out, format, line, &v)?;
-                n += 1;
+                f(line, &v)?;
             }
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 pub fn print_record(

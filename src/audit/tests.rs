@@ -29,6 +29,7 @@ pub(crate) fn event(reason: &str) -> Event {
         expires_in: None,
         scopes: None,
         dlp: None,
+        tls: None,
     }
 }
 

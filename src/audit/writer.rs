@@ -48,6 +48,10 @@ pub struct Shared {
     pub healthy: AtomicBool,
     pub written: AtomicU64,
     pub flood: parking_lot::Mutex<Flood>,
+    /// Woken after a write that signed a checkpoint (the archive anchors it).
+    pub wake: tokio::sync::Notify,
+    /// The active file and its synced length: the archive reads no further.
+    pub durable: parking_lot::Mutex<Option<(String, u64)>>,
 }
 
 struct Entry {
@@ -105,6 +109,8 @@ pub struct Writer {
     known: Option<Known>,
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// Writes that signed a checkpoint so far (the archive is woken when it grows).
+    signed_writes: u64,
     /// The `trail_opened` record, written with the first batch.
     note: Option<Vec<u8>>,
 }
@@ -146,6 +152,7 @@ impl Writer {
             known: None,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            signed_writes: 0,
             note: Some(note),
         };
         w.ensure_open()?;
@@ -212,9 +219,16 @@ impl Writer {
                 dropped += 1;
             }
             let bodies: Vec<&[u8]> = pending.iter().map(|e| e.body.as_slice()).collect();
+            let signed_before = self.signed_writes;
             // Flags first, then confirmations: a woken request sees the state it was told.
             match self.commit(&bodies, jiff::Timestamp::now(), Instant::now(), close) {
                 Ok(_) => {
+                    if let Some(k) = self.known {
+                        *shared.durable.lock() = Some((self.active.clone(), k.len));
+                    }
+                    if self.signed_writes != signed_before {
+                        shared.wake.notify_one();
+                    }
                     let events = pending.iter().filter(|e| e.event).count() as u64;
                     shared.written.fetch_add(events, Ordering::AcqRel);
                     if !shared.healthy.swap(true, Ordering::AcqRel) {
@@ -313,6 +327,7 @@ impl Writer {
         self.since_checkpoint = since;
         if signed {
             self.last_checkpoint = instant;
+            self.signed_writes += 1;
         }
         if !bodies.is_empty() {
             self.note = None;
@@ -372,6 +387,7 @@ impl Writer {
             self.head = head;
             self.since_checkpoint = 0;
             self.last_checkpoint = instant;
+            self.signed_writes += 1;
         } else if day == self.active_day {
             // Nothing in the file yet: nothing to seal.
             return Ok(());
@@ -449,6 +465,18 @@ impl Writer {
         let Ok(names) = chain::segments(&self.cfg.dir) else {
             return;
         };
+        // With an archive, only files it has shipped may go; if its record cannot be read,
+        // none (fail closed: the trail is never lost before it is off the host).
+        let shipped = match &self.cfg.archive {
+            None => None,
+            Some(a) => match super::archive::Manifest::shipped_names(&a.state_file) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit archive manifest unreadable; retention deletes nothing");
+                    return;
+                }
+            },
+        };
         let cutoff = std::time::SystemTime::try_from(now)
             .ok()
             .and_then(|t| t.checked_sub(retention))
@@ -458,7 +486,10 @@ impl Writer {
             let old = std::fs::symlink_metadata(&path)
                 .and_then(|m| m.modified().map(|t| m.is_file() && t < cutoff))
                 .unwrap_or(false);
-            if old {
+            let unshipped = shipped.as_ref().is_some_and(|s| !s.contains(name));
+            if old && unshipped {
+                tracing::warn!(file = %name, "audit file past retention kept: not archived yet");
+            } else if old {
                 match std::fs::remove_file(&path) {
                     Ok(()) => tracing::info!(file = %name, "audit file past retention deleted"),
                     Err(e) => {

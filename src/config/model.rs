@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod access;
 mod alerts;
+mod audit;
 mod dlp;
 mod federation;
 
@@ -20,6 +21,7 @@ pub use alerts::{
     AlertsConfig, BurstRule, DlpBlockRule, NewSourceIpRule, UnusualHoursRule, VolumeSpikeRule,
     WebhookConfig, WebhookSecret,
 };
+pub use audit::{ArchiveConfig, ObjectLock, ObjectLockMode};
 pub use dlp::{DlpConfig, DlpProfile, Unscannable, default_classification};
 pub use federation::{
     DEFAULT_FEDERATION_ALGORITHMS, FEDERATION_ALGORITHMS, Federation, JwksSource, TenantMatch,
@@ -175,6 +177,8 @@ pub struct AuditConfig {
     pub unauthenticated_burst: u32,
     /// The window for `unauthenticated_burst`; counted refusals are summarised when it ends.
     pub unauthenticated_interval: Duration,
+    /// `[audit.archive]`: sealed files and checkpoint anchors shipped to S3.
+    pub archive: Option<ArchiveConfig>,
 }
 
 impl AuditConfig {
@@ -192,6 +196,7 @@ impl AuditConfig {
             retention: None,
             unauthenticated_burst: 20,
             unauthenticated_interval: Duration::from_secs(60),
+            archive: None,
         }
     }
 }

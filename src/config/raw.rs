@@ -12,12 +12,14 @@ use toml::Spanned;
 
 mod access;
 mod alerts;
+mod audit;
 mod dlp;
 mod federation;
 mod values;
 
 pub use access::{Cidr, ClassificationName, DenyTable, RateLimitsTable, TokenLimitsTable, Window};
 pub use alerts::{AlertsTable, BurstTable, NewSourceIpTable, UnusualHoursTable, VolumeSpikeTable};
+pub use audit::ArchiveTable;
 pub use dlp::{DlpTable, ProfileTable};
 pub use federation::FederationTable;
 pub use values::{ActionName, Addr, ByteSize, Date, HumanDuration, Status, StoreKind, Timestamp};
@@ -150,6 +152,7 @@ pub struct AuditTable {
     pub retention: Option<Spanned<HumanDuration>>,
     pub unauthenticated_burst: Option<Spanned<u32>>,
     pub unauthenticated_interval: Option<Spanned<HumanDuration>>,
+    pub archive: Option<ArchiveTable>,
 }
 
 /// `[dev]`.

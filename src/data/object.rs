@@ -198,6 +198,12 @@ where
         metadata,
         content_length,
     };
+    // A durable record of the upload before any byte of it is stored (fail closed).
+    state
+        .audit
+        .before_store(&ctx.event)
+        .await
+        .map_err(|_| Refusal::new(S3Error::ServiceUnavailable, "audit_unavailable"))?;
     let counters = Arc::new(Upload::default());
     let mut stream = body::guarded(
         body::paced(

@@ -63,38 +63,41 @@ impl Format {
 }
 
 /// The flags of `gatehouse dlp scan`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
-    /// Directory of detector files; the built-in pack when `None`.
+    /// A gatehouse.toml: its detector pack (`dlp_patterns_dir`) and profiles.
+    #[arg(long, conflicts_with = "patterns")]
+    pub config: Option<PathBuf>,
+    /// A profile of `--config` (`[dlp.profiles.NAME]`); without it the built-in `default`
+    /// profile (every detector, mask).
+    #[arg(long, requires = "config")]
+    pub profile: Option<String>,
+    /// The partner the output is for: its `tokenize`/`hash` key and its `tokenize_fpe` tweak
+    /// (needed when the profile uses them).
+    #[arg(long, requires = "profile")]
+    pub partner: Option<String>,
+    /// Directory of detector files (`*.toml`); the built-in pack when absent.
+    #[arg(long)]
     pub patterns: Option<PathBuf>,
+    /// How to read the input.
+    #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    /// Where to write JSON-lines findings.
+    /// Write one JSON line per finding (offsets, entity, detector, action) to this file.
+    #[arg(long)]
     pub findings: Option<PathBuf>,
-    /// Input file, `-` for stdin.
+    /// Input file, or `-` for stdin.
     pub input: PathBuf,
 }
 
 /// Runs the command; prints errors to stderr and gives the exit code.
-pub fn scan(args: &ScanArgs) -> ExitCode {
-    let pack = match &args.patterns {
-        None => Pack::builtin(),
-        Some(dir) => match Pack::load_dir(dir) {
-            Ok(p) => p,
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{} error(s) in the detector files", errors.0.len());
-                return ExitCode::from(EXIT_BAD_PATTERNS);
-            }
-        },
+pub async fn scan(args: &ScanArgs) -> ExitCode {
+    let engine = match engine(args).await {
+        Ok(e) => e,
+        Err(code) => return code,
     };
-    let engine = match Engine::compile(&pack, &Profile::default_masking()) {
-        Ok(e) => Arc::new(e),
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(EXIT_BAD_PATTERNS);
-        }
-    };
-    match run(&engine, args) {
+    let (engine, args2) = (engine.clone(), args.clone());
+    let done = tokio::task::spawn_blocking(move || run(&engine, &args2)).await;
+    match done.unwrap_or_else(|e| Err(anyhow::anyhow!("scan task: {e}"))) {
         Ok(summary) => {
             eprintln!("{}", describe(&summary));
             if summary.blocked {
@@ -109,6 +112,73 @@ pub fn scan(args: &ScanArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The engine `args` ask for; on error, the message is printed and the exit code given.
+async fn engine(args: &ScanArgs) -> Result<Arc<Engine>, ExitCode> {
+    let bad = |msg: String| {
+        eprintln!("{msg}");
+        ExitCode::from(EXIT_BAD_PATTERNS)
+    };
+    let Some(path) = &args.config else {
+        let pack = match &args.patterns {
+            None => Pack::builtin(),
+            Some(dir) => Pack::load_dir(dir).map_err(|errors| {
+                bad(format!(
+                    "{errors}\n{} error(s) in the detector files",
+                    errors.0.len()
+                ))
+            })?,
+        };
+        return compile(&pack, &Profile::default_masking()).map_err(bad);
+    };
+    let config = crate::config::load(path).map_err(|errors| bad(errors.to_string()))?;
+    let Some(name) = &args.profile else {
+        let pack = match (config.dlp.checked_pack.get(), &config.dlp_patterns_dir) {
+            (Some(pack), _) => pack,
+            (None, Some(dir)) => Pack::load_dir(dir).map_err(|e| bad(e.to_string()))?,
+            (None, None) => Pack::builtin(),
+        };
+        return compile(&pack, &Profile::default_masking()).map_err(bad);
+    };
+    let Some(profile) = config.dlp.profiles.get(name).cloned() else {
+        let known: Vec<&String> = config.dlp.profiles.keys().collect();
+        return Err(bad(format!(
+            "{}: no DLP profile {name:?} (profiles: {known:?})",
+            path.display()
+        )));
+    };
+    let partner = match (&args.partner, profile.per_partner()) {
+        (Some(p), _) => p.clone(),
+        (None, false) => String::new(),
+        (None, true) => {
+            return Err(bad(format!(
+                "DLP profile {name:?} tokenizes or hashes per partner: give --partner"
+            )));
+        }
+    };
+    let built = tokio::task::spawn_blocking(move || crate::data::DlpRuntime::build(&config))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    let runtime = match built {
+        Ok(Some(r)) => Arc::new(r),
+        Ok(None) => unreachable!("the configuration has the profile"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    runtime.engine_for(&profile, &partner).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn compile(pack: &Pack, profile: &Profile) -> Result<Arc<Engine>, String> {
+    Engine::compile(pack, profile)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -440,17 +510,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn scan_reports_bad_pattern_directories_with_exit_64() {
+    #[tokio::test]
+    async fn scan_reports_bad_pattern_directories_with_exit_64() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bad.toml"), "[[detector]]\nid = \"x\"\n").unwrap();
         let args = ScanArgs {
+            config: None,
+            profile: None,
+            partner: None,
             patterns: Some(dir.path().to_path_buf()),
             format: Format::Auto,
             findings: None,
             input: dir.path().join("missing"),
         };
-        assert_eq!(scan(&args), ExitCode::from(EXIT_BAD_PATTERNS));
+        assert_eq!(scan(&args).await, ExitCode::from(EXIT_BAD_PATTERNS));
     }
 
     #[tokio::test]

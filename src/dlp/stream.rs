@@ -127,6 +127,8 @@ pub struct Scanner {
     /// Scratch for the lanes' match events.
     events: Vec<(usize, u32)>,
     pending: Vec<Candidate>,
+    /// Scratch for the candidates being decided, in order.
+    decided: Vec<Candidate>,
     /// End of the last chosen finding; candidates starting before it lose.
     covered_until: u64,
     /// Every candidate starting before this is decided (and output emitted up to here).
@@ -189,6 +191,7 @@ impl Scanner {
             set_next: 0,
             events: Vec::new(),
             pending: Vec::new(),
+            decided: Vec::new(),
             covered_until: 0,
             frontier: 0,
             input: VecDeque::new(),
@@ -347,24 +350,26 @@ impl Scanner {
     fn decide(&mut self, frontier: u64, out: &mut Vec<Bytes>) {
         let engine = Arc::clone(&self.engine);
         let prio = |c: &Candidate| engine.target(c.slot).priority;
-        self.pending.sort_unstable_by(|a, b| {
+        // Only the candidates decided now are ordered; later ones wait unsorted. Ties (rare)
+        // look up priorities lazily.
+        let mut decided = std::mem::take(&mut self.decided);
+        decided.extend(self.pending.extract_if(.., |c| c.start < frontier));
+        decided.sort_unstable_by(|a, b| {
             a.start
                 .cmp(&b.start)
-                .then((b.end - b.start).cmp(&(a.end - a.start)))
-                .then(a.context.cmp(&b.context))
-                .then(prio(b).cmp(&prio(a)))
-                .then(a.slot.cmp(&b.slot))
+                .then_with(|| (b.end - b.start).cmp(&(a.end - a.start)))
+                .then_with(|| a.context.cmp(&b.context))
+                .then_with(|| prio(b).cmp(&prio(a)))
+                .then_with(|| a.slot.cmp(&b.slot))
         });
-        let n = self.pending.partition_point(|c| c.start < frontier);
-        let mut decided = std::mem::take(&mut self.pending);
-        self.pending = decided.split_off(n);
-        for c in decided {
+        for c in decided.drain(..) {
             if c.start < self.covered_until {
                 continue;
             }
             self.covered_until = c.end;
             self.choose(c, out);
         }
+        self.decided = decided;
         self.copy_until(frontier, out);
     }
 

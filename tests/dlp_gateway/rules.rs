@@ -80,6 +80,30 @@ fn cards(csv: &str) -> Vec<String> {
         .collect()
 }
 
+/// `gatehouse dlp scan --config ... ARGS INPUT`: (exit code, stdout, stderr).
+fn scan(g: &Gateway, args: &[&str], input: &str) -> (i32, String, String) {
+    let file = g.dir.path().join(format!("scan-input-{}", args.join("-")));
+    let file = file.with_extension(if input.starts_with('{') {
+        "ndjson"
+    } else {
+        "csv"
+    });
+    std::fs::write(&file, input).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["dlp", "scan", "--config"])
+        .arg(&g.config_path)
+        .args(args)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap(),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
 fn detokenize(kek: &Path, fpe: &Path, partner: &str, token: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["dlp", "detokenize", "--local-kek"])
@@ -138,6 +162,13 @@ async fn tokenize_fpe_uses_the_partner_as_tweak_and_only_the_owner_reverses_it()
         assert_ne!(b, a);
         assert_eq!(detokenize(&kek, &fpe, "beta", b), *original);
     }
+
+    // `dlp scan` with the gateway's config, profile and partner gives what the partner got.
+    let (code, out, _) = scan(&g, &["--profile", "cards", "--partner", "acme"], CUSTOMERS);
+    assert_eq!((code, cards(&out)), (0, for_acme.clone()));
+    let (code, _, err) = scan(&g, &["--profile", "cards"], CUSTOMERS);
+    assert_eq!(code, 64);
+    assert!(err.contains("give --partner"), "{err}");
 
     // A key file the configured key service cannot unwrap is refused at reload; the key in
     // force stays.
@@ -220,6 +251,20 @@ async fn column_and_path_rules_transform_whole_cells_and_fields() {
     assert_eq!(lines[1]["customer"]["ssn"], "[REDACTED:FIELD]");
     assert_eq!(lines[1]["other"]["ssn"], "keep");
     assert_eq!(lines[1]["contact"], "***@*******.***");
+
+    // `dlp scan --config --profile` runs the same profile; without `--profile` the built-in
+    // `default` profile (every detector of the config's pack, mask) runs instead.
+    let (code, out, err) = scan(&g, &["--profile", "rules"], ndjson);
+    assert_eq!((code, out.as_str()), (0, body.as_str()), "{err}");
+    let (code, out, _) = scan(&g, &[], csv);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "id,name,ssn,email\n1,Ada,***-**-****,***@*******.***\n2,Ben,unknown,***@*******.***\n3,\"Cy, Jr\",\"12 34\",x\n"
+    );
+    let (code, _, err) = scan(&g, &["--profile", "nope"], csv);
+    assert_eq!(code, 64);
+    assert!(err.contains("no DLP profile \"nope\""), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,6 +174,18 @@ impl DlpRuntime {
         Ok(engine)
     }
 
+    /// The engine of `profile` for `partner`, as requests get it (`gatehouse dlp scan
+    /// --profile`).
+    pub async fn engine_for(
+        self: &Arc<Self>,
+        profile: &DlpProfile,
+        partner: &str,
+    ) -> Result<Arc<Engine>, String> {
+        self.engine(profile, partner).await.map_err(|e| match e {
+            EngineError::Broken(e) | EngineError::KeyUnavailable(e) => e,
+        })
+    }
+
     /// The engine of `profile` for `partner` (its own token key, its id as FF1 tweak),
     /// compiled on first use.
     async fn engine(
