@@ -11,12 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=${GATEHOUSE_SMOKE_PROFILE:-release}
+target_dir=${CARGO_TARGET_DIR:-target}
 if [ "$profile" = release ]; then
   cargo build --release --locked --bin gatehouse
-  bin=target/release/gatehouse
+  bin=$target_dir/release/gatehouse
 else
   cargo build --locked --bin gatehouse
-  bin=target/debug/gatehouse
+  bin=$target_dir/debug/gatehouse
 fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "container-smoke: needs root to drop to uid 10001 (as the image's USER does)" >&2

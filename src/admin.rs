@@ -172,6 +172,7 @@ fn metrics(live: &Live) -> Response<Full<Bytes>> {
             .live(jiff::Timestamp::now(), &state.revocations, &state.gate)
             .len() as u64,
         audit_written: state.audit.written(),
+        audit_failures: state.audit.write_failures(),
         audit_healthy: state.audit.healthy(),
         reloads_ok,
         reloads_failed,

@@ -17,8 +17,11 @@
 //! - [`alerts`]: rules on the finished events; alerts to the trail, metrics and a webhook
 //!
 //! Around them: [`config`] (TOML to typed config), [`bootstrap`] (first-run dev material),
-//! [`state`] (the runtime built from a config), and reading the trail afterwards: [`report`]
-//! (per-partner activity) and [`review`] (the access review).
+//! [`state`] (the runtime built from a config), [`reload`] (the state in force, swapped on
+//! SIGHUP, file changes or `POST /reload`), [`admin`] (health, readiness, [`metrics`],
+//! [`sessions`], reload, revocation), operator tools ([`onboard`], [`canary`], [`lint`],
+//! `keys_cli`), and reading the trail afterwards: [`report`] (per-partner activity) and
+//! [`review`] (the access review).
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -98,6 +98,7 @@ impl AlertCounters {
 pub struct Scrape {
     pub live_sessions: u64,
     pub audit_written: u64,
+    pub audit_failures: u64,
     pub audit_healthy: bool,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
@@ -119,6 +120,7 @@ pub struct Metrics {
     live_sessions: Gauge,
     audit_healthy: Gauge,
     audit_records: Counter,
+    audit_failures: Counter,
     reloads: Family<ResultLabels, Counter>,
     data_keys: Counter,
     data_key_hits: Counter,
@@ -207,6 +209,12 @@ impl Metrics {
             "Audit records written",
             audit_records.clone(),
         );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_write_failures",
+            "Failed audit writes (requests are refused until a write succeeds)",
+            audit_failures.clone(),
+        );
         let reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "config_reloads",
@@ -255,6 +263,7 @@ impl Metrics {
             live_sessions,
             audit_healthy,
             audit_records,
+            audit_failures,
             reloads,
             data_keys,
             data_key_hits,
@@ -341,6 +350,7 @@ impl Metrics {
             .set(i64::try_from(now.live_sessions).unwrap_or(i64::MAX));
         self.audit_healthy.set(i64::from(now.audit_healthy));
         catch_up(&self.audit_records, now.audit_written);
+        catch_up(&self.audit_failures, now.audit_failures);
         catch_up(
             &self
                 .reloads
@@ -432,6 +442,7 @@ mod tests {
             "gatehouse_dlp_findings_total{entity=\"us_ssn\",action=\"mask\"} 3",
             "gatehouse_live_sessions 2",
             "gatehouse_audit_healthy 1",
+            "gatehouse_audit_write_failures_total 0",
             "gatehouse_config_reloads_total{result=\"applied\"} 1",
             "gatehouse_data_key_cache_hits_total 9",
             "gatehouse_key_service_calls_total 1",

@@ -352,6 +352,17 @@ async fn readiness_fails_while_the_audit_trail_cannot_be_written() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("audit trail not writable"), "{body}");
     assert_eq!(admin(&g, "GET", "/healthz", None).await.0, 200);
+    // And the metrics say so.
+    let (status, metrics) = admin(&g, "GET", "/metrics", Some(&admin_token(&g))).await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("gatehouse_audit_healthy 0"), "{metrics}");
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gatehouse_audit_write_failures_total "))
+        .expect("audit failure counter")
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{metrics}");
     g.stop().await;
 }
 

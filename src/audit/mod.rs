@@ -146,6 +146,7 @@ impl Audit {
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
             written: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             flood: parking_lot::Mutex::new(flood::Flood::new(
                 cfg.unauthenticated_burst,
                 cfg.unauthenticated_interval,
@@ -184,6 +185,11 @@ impl Audit {
     /// or aggregated summaries (for tests and metrics).
     pub fn written(&self) -> u64 {
         self.inner.shared.written.load(Ordering::Acquire)
+    }
+
+    /// Failed write attempts since start (for metrics).
+    pub fn write_failures(&self) -> u64 {
+        self.inner.shared.failures.load(Ordering::Relaxed)
     }
 
     /// The id of the key that signs this trail's checkpoints.

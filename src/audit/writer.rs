@@ -47,6 +47,8 @@ pub enum Msg {
 pub struct Shared {
     pub healthy: AtomicBool,
     pub written: AtomicU64,
+    /// Failed write attempts (each refuses requests until a write succeeds).
+    pub failures: AtomicU64,
     pub flood: parking_lot::Mutex<Flood>,
     /// Woken after a write that signed a checkpoint (the archive anchors it).
     pub wake: tokio::sync::Notify,
@@ -245,6 +247,7 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    shared.failures.fetch_add(1, Ordering::Relaxed);
                     if shared.healthy.swap(false, Ordering::AcqRel) {
                         tracing::error!(error = %e, dir = %self.cfg.dir.display(), "audit write failed; refusing requests until it works");
                     }

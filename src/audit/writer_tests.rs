@@ -254,6 +254,7 @@ fn the_instant_parameter_drives_the_wakeups() {
     let shared = Shared {
         healthy: AtomicBool::new(true),
         written: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
         flood: parking_lot::Mutex::new(Flood::new(1, Duration::from_secs(60))),
         wake: tokio::sync::Notify::new(),
         durable: parking_lot::Mutex::new(None),
