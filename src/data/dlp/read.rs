@@ -56,6 +56,12 @@ fn same_version(a: &ObjectMeta, b: &ObjectMeta) -> bool {
 }
 
 fn prescan_refusal(e: StoreError) -> Refusal {
+    if crate::crypto::stream::is_integrity_failure(&e) {
+        // An envelope object that fails authentication while it is scanned: the same code as
+        // when it fails while it is served.
+        tracing::warn!("envelope object failed authentication during the DLP pre-scan");
+        return Refusal::new(S3Error::InternalError, "object_integrity_failed");
+    }
     match e {
         StoreError::Upstream(_) | StoreError::NotFound => store_refusal(e),
         other => {
@@ -239,6 +245,15 @@ mod tests {
     use futures_util::StreamExt;
 
     use super::*;
+
+    #[test]
+    fn a_prescan_integrity_failure_has_the_integrity_reason() {
+        let tampered =
+            crate::crypto::stream::stream_error(&crate::crypto::EnvelopeError::Truncated);
+        assert_eq!(prescan_refusal(tampered).reason, "object_integrity_failed");
+        let outage = StoreError::Upstream("connection reset".into());
+        assert_ne!(prescan_refusal(outage).reason, "object_integrity_failed");
+    }
 
     fn chunks(parts: &[&'static str]) -> ByteStream {
         let items: Vec<Result<Bytes, StoreError>> = parts
