@@ -91,6 +91,31 @@ fn add(g: &Gateway, id: &str, public: &Path, extra: &[&str]) -> Output {
     gatehouse(&args)
 }
 
+/// `partner add` of `id` on `share` (whole share) until `until`, approved by someone else.
+fn add_plain(g: &Gateway, id: &str, share: &str, until: &str, public: &Path) -> Output {
+    gatehouse(&[
+        "partner",
+        "add",
+        "--config",
+        cfg(g),
+        id,
+        "--share",
+        share,
+        "--until",
+        until,
+        "--public-key",
+        public.to_str().unwrap(),
+        "--owner",
+        "o@example.com",
+        "--contract",
+        "C",
+        "--justification",
+        "j",
+        "--approved-by",
+        "ciso@example.com",
+    ])
+}
+
 /// A token for the partner described by `profile` (as printed by `partner add`), signed with
 /// its private key, through `gatehouse token`.
 fn token_with(g: &Gateway, dir: &Path, profile: &serde_json::Value, key: &Path) -> Option<String> {
@@ -198,27 +223,7 @@ async fn a_bad_partner_is_not_added_and_leaves_nothing_behind() {
     let before: Vec<_> = walk(&partners);
 
     // Unknown share: refused by the whole-config validation, with file and line.
-    let out = gatehouse(&[
-        "partner",
-        "add",
-        "--config",
-        cfg(&g),
-        "bad",
-        "--share",
-        "nope",
-        "--until",
-        "2099-01-01",
-        "--public-key",
-        public.to_str().unwrap(),
-        "--owner",
-        "o@example.com",
-        "--contract",
-        "C",
-        "--justification",
-        "j",
-        "--approved-by",
-        "ciso@example.com",
-    ]);
+    let out = add_plain(&g, "bad", "nope", "2099-01-01", &public);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("bad.toml:"),
@@ -233,27 +238,7 @@ async fn a_bad_partner_is_not_added_and_leaves_nothing_behind() {
         ("late", "2001-01-01"),
         ("../x", "2099-01-01"),
     ] {
-        let out = gatehouse(&[
-            "partner",
-            "add",
-            "--config",
-            cfg(&g),
-            id,
-            "--share",
-            "exports",
-            "--until",
-            until,
-            "--public-key",
-            public.to_str().unwrap(),
-            "--owner",
-            "o@example.com",
-            "--contract",
-            "C",
-            "--justification",
-            "j",
-            "--approved-by",
-            "ciso@example.com",
-        ]);
+        let out = add_plain(&g, id, "exports", until, &public);
         assert_eq!(out.status.code(), Some(2), "{id}: {}", text(&out));
     }
     assert_eq!(walk(&partners), before);

@@ -13,6 +13,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::checks;
+use super::gateway::timeout as duration;
 use super::gateway::{path_or, show};
 use super::report::FileReport;
 use crate::config::model::{AlertsConfig, WebhookConfig, WebhookSecret};
@@ -367,26 +368,6 @@ fn prefix(f: &mut FileReport, key: &str, raw: Option<Spanned<u8>>, max: u8, defa
             default
         }
         Some(v) => v.into_inner(),
-        None => default,
-    }
-}
-
-/// A duration that must be above zero.
-fn duration(
-    f: &mut FileReport,
-    key: &str,
-    raw: Option<Spanned<HumanDuration>>,
-    default: Duration,
-) -> Duration {
-    match raw {
-        Some(v) if v.get_ref().0.is_zero() => {
-            f.value(
-                &v,
-                format!("{key} is {:?}; must be greater than 0", show(v.get_ref().0)),
-            );
-            default
-        }
-        Some(v) => v.into_inner().0,
         None => default,
     }
 }

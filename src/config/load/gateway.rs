@@ -348,8 +348,8 @@ where
     }
 }
 
-/// A timeout that must be above zero.
-fn timeout(
+/// A duration (timeout, interval) that must be above zero.
+pub(super) fn timeout(
     f: &mut FileReport,
     key: &str,
     raw: Option<Spanned<HumanDuration>>,
