@@ -94,7 +94,7 @@ impl Live {
     }
 
     /// Problems that keep this gateway from serving (empty: ready). Probes run at most every
-    /// [`READY_TTL`]; calls in between get the last answer.
+    /// `READY_TTL` (5 s); calls in between get the last answer.
     pub async fn readiness(&self) -> Vec<String> {
         let mut last = self.ready.lock().await;
         if let Some((at, problems)) = last.as_ref()

@@ -7,7 +7,7 @@
 //! `reason` = the rule id), a count in `gatehouse_alerts_total{rule}`, and a JSON POST to
 //! the configured webhook ([`webhook`]: bounded queue, retries with backoff, never on the
 //! request's path). Rules and their algorithms: [`rules`] (windows, DLP blocks) and
-//! [`baselines`] (new networks, usual hours, volume); docs/audit.md ("Alerts") writes them
+//! `baselines` (new networks, usual hours, volume); docs/audit.md ("Alerts") writes them
 //! down. What the rules learnt survives restarts ([`state`]: a JSON file written atomically
 //! every `save_interval` when changed and at shutdown, read at start).
 //!

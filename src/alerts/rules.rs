@@ -4,7 +4,7 @@
 //! passed in by the caller (the clock is never read here, so tests drive it with synthetic
 //! streams); gives [`Alert`]s, at most one per rule and subject per cool-down. Window rules
 //! (`denial_burst`, `token_failures`) and `dlp_block` are here; the baseline rules are in
-//! [`super::baselines`]. Cannot fail: an event a rule cannot read (no partner, an
+//! `baselines`. Cannot fail: an event a rule cannot read (no partner, an
 //! unparseable client address) is skipped by that rule.
 //!
 //! Subjects are a configured partner id, or `ip:<client address>` when the event has no

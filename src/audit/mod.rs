@@ -4,7 +4,7 @@
 //! Takes typed [`Event`]s from the pipeline; gives a tamper-evident trail of segment files
 //! under the audit directory, written by a dedicated thread so request tasks never block on
 //! disk. Layout: [`chain`] (the hash chain and file names), [`keys`] (Ed25519 checkpoint keys),
-//! [`writer`] (the thread: group commit, checkpoints, rotation, retention), [`flood`]
+//! `writer` (the thread: group commit, checkpoints, rotation, retention), [`flood`]
 //! (aggregation of unauthenticated refusals), [`verify`], [`search`] and [`cli`] (the analyst's
 //! `gatehouse audit` commands). Fails closed: when a write or sync fails, [`Audit::healthy`]
 //! turns false and the pipeline refuses requests until a later write succeeds, and a request

@@ -1,12 +1,12 @@
 //! Partner identity: the token endpoint, access tokens and the JWKS document.
 //!
-//! Takes the typed [`Config`](crate::config::Config): gateway signing keys (PKCS#8 PEM files,
+//! Takes the typed [`Config`]: gateway signing keys (PKCS#8 PEM files,
 //! Ed25519 or P-256) and every partner's public keys (Ed25519, P-256, RSA >= 2048 bits).
 //! Gives an [`Authority`] that
 //! - answers `POST /v1/token` ([`Authority::token_request`]): OAuth 2.0 client credentials
 //!   with an RFC 7523 JWT client assertion signed by the partner's key, single-use (`jti`
 //!   replay cache) ([`Authority::token`]); or an RFC 8693 token exchange of a JWT from the
-//!   partner's own identity provider ([`Authority::exchange`], see [`federation`]); both with
+//!   partner's own identity provider ([`Authority::exchange`], see `federation`); both with
 //!   the partner's `external_id` compared in constant time;
 //! - verifies the bearer tokens it issued ([`Authority::verify_bearer`]);
 //! - publishes its public keys ([`Authority::jwks`]).

@@ -16,7 +16,7 @@
 //! - [`engine`]: keyword automaton + keyword-free regex set for a profile
 //! - `lanes`: the interleaved DFA pass over every byte
 //! - [`stream`]: the [`Scanner`]: carry-over, candidate search, overlap resolution, output
-//! - [`format`]: formats, sniffing and `on_unscannable`, CSV and JSON tokenizers, field rules
+//! - [`format`](mod@format): formats, sniffing and `on_unscannable`, CSV and JSON tokenizers, field rules
 //! - [`action`]: [`Profile`], [`Action`], [`TokenKey`] and the replacements
 //! - [`fpe`]: FF1 tokens, the wrapped [`FpeKey`] file, detokenization
 //! - [`filter`]: `ByteStream -> ByteStream` for GET and PUT

@@ -7,7 +7,7 @@
 //! and action, distinct source IPs, sessions and the first and last access, plus the
 //! refusals no partner can be held to (no valid token, unknown `client_id`) and the data
 //! requests per day. Printed as a table, JSON, or one self-contained HTML file
-//! ([`html`]). Never holds object contents, tokens or matched values: the trail has none.
+//! (`html`). Never holds object contents, tokens or matched values: the trail has none.
 //! Fails (exit 2) when a trail file cannot be read, 64 when the configuration does not load.
 
 mod html;
