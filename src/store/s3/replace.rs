@@ -19,12 +19,10 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::DateTime;
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, MetadataDirective, ServerSideEncryption, StorageClass,
-};
+use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption, StorageClass};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::stage::{COPY_PART_SIZE, COPY_SINGLE_MAX};
+use super::stage::{COPY_PART_SIZE, COPY_SINGLE_MAX, CopyParts};
 use super::{S3Store, Upload, read_failure, status, upstream};
 use crate::store::{MetadataReplaced, PutResult, StoreError};
 
@@ -222,38 +220,22 @@ impl PartCopy<'_> {
 
     async fn parts_and_complete(&self, id: &str) -> Result<MetadataReplaced, StoreError> {
         let client = &self.store.client;
-        let mut parts = Vec::new();
-        let (mut first, mut number) = (0u64, 1);
-        while first < self.size {
-            let last = (first + self.part_size).min(self.size) - 1;
-            let out = client
-                .upload_part_copy()
-                .bucket(&self.store.bucket)
-                .key(self.key)
-                .upload_id(id)
-                .part_number(number)
-                .copy_source(self.source)
-                .copy_source_if_match(self.if_match)
-                .copy_source_range(format!("bytes={first}-{last}"))
-                .send()
-                .await;
-            let out = match out {
-                Ok(out) => out,
-                Err(e) if changed(&e) => return Ok(MetadataReplaced::Changed),
-                Err(e) => return Err(upstream("UploadPartCopy", &e)),
-            };
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.copy_part_result.and_then(|r| r.e_tag))
-                    .build(),
-            );
-            first = last + 1;
-            number += 1;
+        let copied = CopyParts {
+            bucket: &self.store.bucket,
+            key: self.key,
+            upload_id: id,
+            source: self.source,
+            size: self.size,
+            part_size: self.part_size,
+            if_match: Some(self.if_match),
         }
-        let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
-            .build();
+        .run(client)
+        .await;
+        let done = match copied {
+            Ok(done) => done,
+            Err(e) if changed(&e) => return Ok(MetadataReplaced::Changed),
+            Err(e) => return Err(upstream("UploadPartCopy", &e)),
+        };
         let out = client
             .complete_multipart_upload()
             .bucket(&self.store.bucket)

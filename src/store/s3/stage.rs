@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyError;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 
 use super::{S3Store, Upload, upstream};
@@ -44,6 +46,56 @@ impl Drop for StagingKey {
             let (client, bucket) = (self.client.clone(), self.bucket.clone());
             rt.spawn(async move { delete_staging(&client, &bucket, &key).await });
         }
+    }
+}
+
+/// The parts of a multipart upload copied from another object, range by range.
+pub(super) struct CopyParts<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub upload_id: &'a str,
+    /// `bucket/key` of the object copied, URL-encoded.
+    pub source: &'a str,
+    pub size: u64,
+    pub part_size: u64,
+    /// Every part copy is conditional on the source still having this ETag.
+    pub if_match: Option<&'a str>,
+}
+
+impl CopyParts<'_> {
+    /// Copies every part (UploadPartCopy, `part_size` bytes each); gives what completes the
+    /// upload. The caller completes or aborts it.
+    pub(super) async fn run(
+        &self,
+        client: &Client,
+    ) -> Result<CompletedMultipartUpload, SdkError<UploadPartCopyError, HttpResponse>> {
+        let mut parts = Vec::new();
+        let (mut first, mut number) = (0u64, 1);
+        while first < self.size {
+            let last = (first + self.part_size).min(self.size) - 1;
+            let out = client
+                .upload_part_copy()
+                .bucket(self.bucket)
+                .key(self.key)
+                .upload_id(self.upload_id)
+                .part_number(number)
+                .copy_source(self.source)
+                .set_copy_source_if_match(self.if_match.map(str::to_owned))
+                .copy_source_range(format!("bytes={first}-{last}"))
+                .send()
+                .await?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.copy_part_result.and_then(|r| r.e_tag))
+                    .build(),
+            );
+            first = last + 1;
+            number += 1;
+        }
+        Ok(CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build())
     }
 }
 
@@ -163,41 +215,24 @@ impl S3Store {
             key: key.to_owned(),
             id: Some(id.clone()),
         };
-        let mut parts = Vec::new();
-        let mut first = 0u64;
-        let mut number = 1;
-        while first < size {
-            let last = (first + part_size).min(size) - 1;
-            let out = self
-                .client
-                .upload_part_copy()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&id)
-                .part_number(number)
-                .copy_source(source)
-                .copy_source_range(format!("bytes={first}-{last}"))
-                .send()
-                .await;
-            let out = match out {
-                Ok(out) => out,
-                Err(e) => {
-                    upload.abort().await;
-                    return Err(upstream("UploadPartCopy", &e));
-                }
-            };
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.copy_part_result.and_then(|r| r.e_tag))
-                    .build(),
-            );
-            first = last + 1;
-            number += 1;
+        let copied = CopyParts {
+            bucket: &self.bucket,
+            key,
+            upload_id: &id,
+            source,
+            size,
+            part_size,
+            if_match: None,
         }
-        let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
-            .build();
+        .run(&self.client)
+        .await;
+        let done = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                upload.abort().await;
+                return Err(upstream("UploadPartCopy", &e));
+            }
+        };
         let out = self
             .client
             .complete_multipart_upload()
