@@ -209,25 +209,7 @@ impl S3Store {
         if last {
             return self.put_buffered(key, first, opts).await;
         }
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_content_type(opts.content_type.clone())
-            .set_metadata(user_metadata(opts))
-            .send()
-            .await
-            .map_err(|e| upstream("CreateMultipartUpload", &e))?;
-        let upload_id = created
-            .upload_id
-            .ok_or_else(|| StoreError::Upstream("CreateMultipartUpload: no upload id".into()))?;
-        let mut upload = Upload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            id: Some(upload_id),
-        };
+        let mut upload = self.create_upload(key, opts).await?;
         match upload.send_parts(first, &mut parts).await {
             Ok(done) => Ok(done),
             Err(e) => {
@@ -441,6 +423,32 @@ struct Upload {
     bucket: String,
     key: String,
     id: Option<String>,
+}
+
+impl S3Store {
+    /// Starts a multipart upload of `key` with the content type and metadata of `opts`; the
+    /// guard aborts it on error and when dropped unless completed.
+    async fn create_upload(&self, key: &str, opts: &PutOptions) -> Result<Upload, StoreError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(opts.content_type.clone())
+            .set_metadata(user_metadata(opts))
+            .send()
+            .await
+            .map_err(|e| upstream("CreateMultipartUpload", &e))?;
+        let id = created
+            .upload_id
+            .ok_or_else(|| StoreError::Upstream("CreateMultipartUpload: no upload id".into()))?;
+        Ok(Upload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            id: Some(id),
+        })
+    }
 }
 
 impl Upload {

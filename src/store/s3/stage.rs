@@ -17,7 +17,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyError;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 
-use super::{S3Store, Upload, upstream};
+use super::{S3Store, upstream};
 use crate::store::{
     ByteStream, ObjectStore, PutOptions, PutResult, STAGING_PREFIX, Staged, StoreError,
 };
@@ -195,26 +195,9 @@ impl S3Store {
         part_size: u64,
         opts: &PutOptions,
     ) -> Result<PutResult, StoreError> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_content_type(opts.content_type.clone())
-            .set_metadata(Some(opts.metadata.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| upstream("CreateMultipartUpload", &e))?;
-        let id = created
-            .upload_id
-            .ok_or_else(|| StoreError::Upstream("CreateMultipartUpload: no upload id".into()))?;
         // Aborted on any error and when dropped, like a multipart put.
-        let mut upload = Upload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            id: Some(id.clone()),
-        };
+        let mut upload = self.create_upload(key, opts).await?;
+        let id = upload.id.clone().unwrap_or_default();
         let copied = CopyParts {
             bucket: &self.bucket,
             key,
