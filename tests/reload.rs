@@ -314,6 +314,8 @@ async fn the_admin_listener_wants_its_token_except_for_health() {
     for (method, path) in [
         ("POST", "/reload"),
         ("POST", "/revoke"),
+        ("GET", "/metrics"),
+        ("GET", "/sessions"),
         ("GET", "/nonexistent"),
     ] {
         assert_eq!(admin(&g, method, path, None).await.0, 401, "{path}");
@@ -324,6 +326,17 @@ async fn the_admin_listener_wants_its_token_except_for_health() {
         );
     }
     assert_eq!(g.live.counts(), (0, 0), "a refused reload must not run");
+    // A revocation with an unknown reason is refused and revokes nothing.
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/revoke", g.admin_addr))
+        .bearer_auth(admin_token(&g))
+        .json(&serde_json::json!({ "partner": "acme", "reason": "bored" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let t = g.token("acme").await;
+    assert_eq!(status_of(&g, &t, "/exports/a.txt").await.0, StatusCode::OK);
     assert_eq!(admin(&g, "GET", "/healthz", None).await.0, 200);
     let (status, body) = admin(&g, "GET", "/readyz", None).await;
     assert_eq!((status, body.as_str()), (200, "{\"ready\":true}\n"));
