@@ -43,6 +43,11 @@ fn event(i: u64) -> Event {
         scopes: None,
         dlp: None,
         tls: None,
+        idp: None,
+        amr: None,
+        requested_scopes: None,
+        data_key: None,
+        upstream_ms: None,
     }
 }
 

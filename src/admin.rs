@@ -244,6 +244,11 @@ fn admin_event(
         scopes: None,
         dlp: None,
         tls: None,
+        idp: None,
+        amr: None,
+        requested_scopes: None,
+        data_key: None,
+        upstream_ms: None,
     }
 }
 

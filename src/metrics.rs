@@ -415,6 +415,11 @@ mod tests {
             scopes: None,
             dlp: None,
             tls: None,
+            idp: None,
+            amr: None,
+            requested_scopes: None,
+            data_key: None,
+            upstream_ms: None,
         }
     }
 

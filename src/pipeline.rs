@@ -102,6 +102,11 @@ impl Ctx {
                 scopes: None,
                 dlp: None,
                 tls: None,
+                idp: None,
+                amr: None,
+                requested_scopes: None,
+                data_key: None,
+                upstream_ms: None,
             },
         }
     }
@@ -126,14 +131,20 @@ where
             "audit_unavailable",
         ))
     } else {
-        match req.uri().path() {
-            "/v1/token" => {
-                ctx.event.tls = conn.tls;
-                Ok(tokens::handle(&state, &mut ctx, req).await)
+        let (result, trace) = crate::audit::trace::scope(async {
+            match req.uri().path() {
+                "/v1/token" => {
+                    ctx.event.tls = conn.tls;
+                    Ok(tokens::handle(&state, &mut ctx, req).await)
+                }
+                "/.well-known/jwks.json" => Ok(jwks(&state)),
+                _ => data::handle(&state, &mut ctx, req).await,
             }
-            "/.well-known/jwks.json" => Ok(jwks(&state)),
-            _ => data::handle(&state, &mut ctx, req).await,
-        }
+        })
+        .await;
+        ctx.event.upstream_ms = trace.upstream_ms();
+        ctx.event.data_key = trace.data_key;
+        result
     };
     // Durable before the first byte: a response with object bytes waits for its synced record.
     let result = match result {

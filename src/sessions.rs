@@ -210,6 +210,11 @@ pub fn end_event(s: &SessionInfo, reason: &str, now: jiff::Timestamp) -> Event {
         scopes: s.scopes.clone(),
         dlp: None,
         tls: None,
+        idp: None,
+        amr: None,
+        requested_scopes: None,
+        data_key: None,
+        upstream_ms: None,
     }
 }
 
@@ -281,6 +286,11 @@ mod tests {
             scopes: None,
             dlp: None,
             tls: None,
+            idp: None,
+            amr: None,
+            requested_scopes: None,
+            data_key: None,
+            upstream_ms: None,
         }
     }
 

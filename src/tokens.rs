@@ -101,6 +101,9 @@ where
             ctx.event.key_id = issued.key_id.clone();
             ctx.event.expires_in = Some(issued.expires_in);
             ctx.event.scopes = Some(issued.scopes.clone());
+            ctx.event.requested_scopes = issued.requested_scopes.clone();
+            ctx.event.amr = Some(issued.amr.clone());
+            ctx.event.idp = issued.idp.clone();
             json_response(StatusCode::OK, issued.to_json())
         }
         Err(e) => {

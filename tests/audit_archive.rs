@@ -82,7 +82,11 @@ fn trail_lines(dir: &Path) -> Vec<(String, u64, bool)> {
             }
             let v: serde_json::Value = serde_json::from_slice(line).unwrap();
             let seq = chain::link_of(&v).unwrap().seq;
-            out.push((name.clone(), seq, v["kind"] == "checkpoint"));
+            out.push((
+                name.clone(),
+                seq,
+                gatehouse::audit::ocsf::kind(&v) == "checkpoint",
+            ));
         }
     }
     out
@@ -136,6 +140,11 @@ fn event(i: u32) -> Event {
         scopes: None,
         dlp: None,
         tls: None,
+        idp: None,
+        amr: None,
+        requested_scopes: None,
+        data_key: None,
+        upstream_ms: None,
     }
 }
 
@@ -377,16 +386,17 @@ fn rewrite_and_resign(dir: &Path, signer: &Signer) -> u64 {
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let text = String::from_utf8(line.to_vec()).unwrap();
             let cut = text.rfind(",\"chain\":{\"seq\"").unwrap();
-            let mut body = format!("{}}}", &text[..cut]);
-            if edited.is_none() && body.contains("\"status\":404") {
-                body = body.replace("\"status\":404", "\"status\":200");
+            // The chain (and a checkpoint's signature) close the `unmapped` object.
+            let mut body = format!("{}}}}}", &text[..cut]);
+            if edited.is_none() && body.contains("\"code\":404") {
+                body = body.replace("\"code\":404", "\"code\":200");
                 edited = Some(head.seq + 1);
             }
             let new = if body.contains("\"kind\":\"checkpoint\"") {
                 let unsigned = head.link(body.as_bytes(), &name);
                 let sig = signer.sign(&unsigned);
-                let mut l = unsigned[..unsigned.len() - 1].to_vec();
-                l.extend_from_slice(format!(",\"sig\":\"{sig}\"}}").as_bytes());
+                let mut l = unsigned[..unsigned.len() - 2].to_vec();
+                l.extend_from_slice(format!(",\"sig\":\"{sig}\"}}}}").as_bytes());
                 head.advance(&l, &name);
                 l
             } else {

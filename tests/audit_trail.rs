@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Gateway, Setup};
-use gatehouse::audit::chain;
 use gatehouse::audit::keys::{PublicKey, Signer};
 use gatehouse::audit::verify::{self, Options, Report};
+use gatehouse::audit::{chain, ocsf};
 use reqwest::StatusCode;
 
 /// Small files and frequent checkpoints, so a short run rotates and signs many times.
-const SMALL_TRAIL: &str = "[token_limits]\nper_ip = \"10000/s\"\nlockout_after = 1000\n[audit]\nmax_file_size = \"2KiB\"\ncheckpoint_every = 4\nunauthenticated_burst = 5\n";
+const SMALL_TRAIL: &str = "[token_limits]\nper_ip = \"10000/s\"\nlockout_after = 1000\n[audit]\nmax_file_size = \"6KiB\"\ncheckpoint_every = 4\nunauthenticated_burst = 5\n";
 
 async fn gateway() -> Gateway {
     Gateway::start(Setup {
@@ -141,9 +141,9 @@ impl Trail {
                 &text[start + 64..]
             );
             if let Some(sig) = text.rfind(",\"sig\":\"") {
-                let unsigned = format!("{}}}", &text[..sig]);
+                let unsigned = format!("{}}}}}", &text[..sig]);
                 text = format!(
-                    "{},\"sig\":\"{}\"}}",
+                    "{},\"sig\":\"{}\"}}}}",
                     &text[..sig],
                     signer.sign(unsigned.as_bytes())
                 );
@@ -411,7 +411,7 @@ async fn a_served_object_is_on_record_before_its_first_byte() {
     // Headers are here and the body not read yet: the start record must already be on disk.
     let on_disk = Trail::load(&g.audit_dir());
     let (f, l) = on_disk.find(&["\"kind\":\"request_start\"", &rid]);
-    let start: serde_json::Value = serde_json::from_str(&on_disk.text(f, l)).unwrap();
+    let start = ocsf::native(&serde_json::from_str(&on_disk.text(f, l)).unwrap());
     assert_eq!(start["partner"], "acme");
     assert_eq!(start["key"], "acme/b.txt");
     assert_eq!(start["status"], 200);
@@ -508,7 +508,7 @@ async fn search_and_tail_read_the_trail() {
     assert_eq!(code, 0, "{err}");
     let found: Vec<serde_json::Value> = out
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| ocsf::native(&serde_json::from_str(l).unwrap()))
         .collect();
     assert_eq!(found.len(), 8, "{out}");
     assert!(
@@ -543,7 +543,7 @@ async fn search_and_tail_read_the_trail() {
     assert_eq!(code, 0);
     let tail: Vec<serde_json::Value> = out
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| ocsf::native(&serde_json::from_str(l).unwrap()))
         .collect();
     assert_eq!(tail.len(), 2);
     assert_eq!(tail[1]["checkpoint"]["reason"], "shutdown");

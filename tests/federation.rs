@@ -281,6 +281,20 @@ async fn exchanged_tokens_carry_mfa_only_when_the_idp_saw_two_factors() {
         (event["partner"].as_str(), event["key_id"].as_str()),
         (Some("acme"), Some("k1"))
     );
+    // The session's start names the identity provider and its authentication methods.
+    assert_eq!(event["idp"], ISSUER);
+    assert_eq!(event["amr"], serde_json::json!(["mfa", "otp", "pwd"]));
+    let raw = g.audit_raw_lines(0).await;
+    let line = raw
+        .iter()
+        .find(|l| l["metadata"]["uid"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        line["class_uid"], 3002,
+        "an OCSF Authentication event: {line}"
+    );
+    assert_eq!(line["session"]["issuer"], ISSUER);
+    assert_eq!(line["is_mfa"], true);
     let mfa = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(g.get(&mfa, "/exports/secret/plan.txt").await.status(), 200);
 

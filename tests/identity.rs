@@ -73,12 +73,29 @@ async fn token_endpoint_refusals() {
             ("client_assertion_type", ASSERTION_TYPE),
             ("client_assertion", &g.assertion("acme")),
             ("external_id", &ext),
+            ("scope", "exports"),
         ])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
+    // The session start on record: what was asked, what was granted, how it authenticated,
+    // over which TLS.
+    let start = g.audit_event(&common::request_id(&resp)).await;
+    assert_eq!(start["requested_scopes"], serde_json::json!(["exports"]));
+    assert_eq!(start["scopes"], serde_json::json!(["exports"]));
+    assert_eq!(start["amr"], serde_json::json!(["pop"]));
+    assert!(
+        start.get("idp").is_none(),
+        "a client assertion, no identity provider"
+    );
+    assert!(
+        start["tls"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("TLS"))
+    );
+    assert!(start["expires_in"].as_u64().is_some_and(|s| s > 0));
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].as_u64().unwrap() <= 900);

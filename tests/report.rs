@@ -307,10 +307,16 @@ async fn export(g: &Gateway, read_id: &str) {
     assert!(e["metadata"]["version"].as_str().unwrap().starts_with("1."));
     let time: jiff::Timestamp = native["time"].as_str().unwrap().parse().unwrap();
     assert_eq!(e["time"], time.as_millisecond());
-    assert_eq!(e["unmapped"]["reason"], "ok");
+    assert_eq!(e["time_dt"], native["time"]);
+    assert_eq!(e["status_detail"], "ok");
     assert_eq!(e["unmapped"]["decision"], "allow");
-    assert_eq!(e["unmapped"]["session_id"], native["session_id"]);
+    assert_eq!(e["actor"]["session"]["uid"], native["session_id"]);
+    assert_eq!(e["metadata"]["correlation_uid"], native["session_id"]);
     assert_eq!(e["unmapped"]["chain_seq"], native["chain"]["seq"]);
+    assert!(
+        e["unmapped"].get("chain").is_none() && e["unmapped"].get("sig").is_none(),
+        "the export carries the chain position, not the chain"
+    );
     assert!(
         events
             .iter()

@@ -410,6 +410,11 @@ pub fn audit_event(alert: &Alert, trigger: &Event) -> Event {
     ev.key_id = None;
     ev.expires_in = None;
     ev.scopes = None;
+    ev.idp = None;
+    ev.amr = None;
+    ev.requested_scopes = None;
+    ev.data_key = None;
+    ev.upstream_ms = None;
     if alert.rule != Rule::DlpBlock {
         ev.dlp = None;
     }

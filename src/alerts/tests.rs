@@ -66,6 +66,11 @@ fn request(t: Timestamp, partner: Option<&str>, ip: &str, decision: Decision) ->
         scopes: None,
         dlp: None,
         tls: None,
+        idp: None,
+        amr: None,
+        requested_scopes: None,
+        data_key: None,
+        upstream_ms: None,
     }
 }
 
@@ -618,6 +623,7 @@ fn alert_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
         out.extend(
             text.lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .map(|v| crate::audit::ocsf::native(&v))
                 .filter(|v| v["kind"] == "alert"),
         );
     }

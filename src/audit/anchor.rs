@@ -49,9 +49,10 @@ impl Anchor {
     /// The anchor of a checkpoint line; `None` for any other line.
     pub fn of_line(file: &str, line_no: u64, line: &[u8], now: jiff::Timestamp) -> Option<Anchor> {
         let v: serde_json::Value = serde_json::from_slice(line).ok()?;
-        if v["kind"] != "checkpoint" {
+        if super::ocsf::kind(&v) != "checkpoint" {
             return None;
         }
+        let x = super::ocsf::extension(&v);
         let link = chain::link_of(&v)?;
         let text = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
         Some(Anchor {
@@ -61,10 +62,10 @@ impl Anchor {
             line: line_no,
             line_hash: chain::hex(&chain::line_hash(line)),
             chain_head: link.prev,
-            time: text(&v["time"]),
-            reason: text(&v["checkpoint"]["reason"]),
-            key_id: text(&v["checkpoint"]["key_id"]),
-            sig: text(&v["sig"]),
+            time: text(&super::ocsf::native(&v)["time"]),
+            reason: text(&x["checkpoint"]["reason"]),
+            key_id: text(&x["checkpoint"]["key_id"]),
+            sig: text(&x["sig"]),
             anchored_at: now,
         })
     }
@@ -211,12 +212,18 @@ fn disagreement(a: &Anchor, name: &str, line: &[u8]) -> Option<String> {
         .map(|l| l.prev)
         .unwrap_or_default();
     Some(
-        if v.as_ref().is_some_and(|v| v["kind"] == "checkpoint") && head != a.chain_head {
+        if v.as_ref()
+            .is_some_and(|v| super::ocsf::kind(v) == "checkpoint")
+            && head != a.chain_head
+        {
             format!(
                 "the anchored chain head {} differs from the trail's {head}: the records before this checkpoint were rewritten (and the chain recomputed and re-signed)",
                 a.chain_head
             )
-        } else if v.as_ref().is_some_and(|v| v["kind"] == "checkpoint") {
+        } else if v
+            .as_ref()
+            .is_some_and(|v| super::ocsf::kind(v) == "checkpoint")
+        {
             "the checkpoint line differs from the anchored one (same chain head): the checkpoint itself was rewritten".to_string()
         } else {
             "the anchored checkpoint is not at this place in the trail: records were rewritten"

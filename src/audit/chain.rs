@@ -1,7 +1,8 @@
 //! The hash chain and the segment files it runs through.
 //!
-//! Takes a serialised record (one JSON object, no chain fields) and the chain's head; gives
-//! the exact line written: the record with a `chain` object spliced in as its last field,
+//! Takes a serialised record (one JSON object whose last member is an object: the OCSF
+//! `unmapped` extension, see [`super::ocsf`]) and the chain's head; gives the exact line
+//! written: the record with a `chain` object spliced in as the last member of that object,
 //! `{"seq":N,"prev":"<hex SHA-256 of the previous line>"}`, plus `"prev_file"` on the first
 //! record of a file. A line's hash is SHA-256 over its bytes without the newline, so a verifier
 //! needs no canonical form: it hashes what it reads. Also names and orders the segment files
@@ -54,8 +55,8 @@ impl Head {
         }
     }
 
-    /// Chains `record` (a JSON object) as the next line of `file` and advances the head.
-    /// The record must be a non-empty JSON object, as serde gives for a struct.
+    /// Chains `record` as the next line of `file` and advances the head. The record must be
+    /// a JSON object ending in an object member, as [`super::ocsf::encode`] gives.
     pub fn append(&mut self, record: &[u8], file: &str) -> Vec<u8> {
         let line = self.link(record, file);
         self.advance(&line, file);
@@ -64,11 +65,11 @@ impl Head {
 
     /// The line `record` becomes as the next record of `file`, without advancing.
     pub fn link(&self, record: &[u8], file: &str) -> Vec<u8> {
-        debug_assert!(record.starts_with(b"{") && record.ends_with(b"}"));
-        let open = &record[..record.len() - 1];
+        debug_assert!(record.starts_with(b"{") && record.ends_with(b"}}"));
+        let open = &record[..record.len() - 2];
         let mut line = Vec::with_capacity(record.len() + 160);
         line.extend_from_slice(open);
-        if open.len() > 1 {
+        if !open.ends_with(b"{") {
             line.push(b',');
         }
         line.extend_from_slice(b"\"chain\":{\"seq\":");
@@ -82,7 +83,7 @@ impl Head {
             line.extend_from_slice(b",\"prev_file\":");
             line.extend_from_slice(serde_json::to_string(prev).unwrap_or_default().as_bytes());
         }
-        line.extend_from_slice(b"}}");
+        line.extend_from_slice(b"}}}");
         line
     }
 
@@ -102,9 +103,11 @@ pub struct Link {
     pub prev_file: Option<String>,
 }
 
-/// The `chain` object of a line, if it has a well-formed one.
+/// The `chain` object of a line (in `unmapped`, or at the top of a line written before the
+/// trail was OCSF), if it has a well-formed one.
 pub fn link_of(value: &serde_json::Value) -> Option<Link> {
-    serde_json::from_value(value.get("chain")?.clone()).ok()
+    let chain = super::ocsf::extension(value).get("chain")?;
+    serde_json::from_value(chain.clone()).ok()
 }
 
 /// The ordering key of a segment file name: `(day, n)`; `None` for other names.
@@ -154,28 +157,44 @@ mod tests {
     #[test]
     fn links_records_in_order_and_names_the_previous_file() {
         let mut head = Head::genesis();
-        let a = head.append(br#"{"kind":"request"}"#, "audit-2026-01-01.jsonl");
+        let a = head.append(
+            br#"{"class_uid":6003,"unmapped":{"kind":"request"}}"#,
+            "audit-2026-01-01.jsonl",
+        );
         assert_eq!(
             String::from_utf8(a.clone()).unwrap(),
             format!(
-                r#"{{"kind":"request","chain":{{"seq":1,"prev":"{}"}}}}"#,
+                r#"{{"class_uid":6003,"unmapped":{{"kind":"request","chain":{{"seq":1,"prev":"{}"}}}}}}"#,
                 "0".repeat(64)
             )
         );
-        let b = head.append(br#"{"kind":"token"}"#, "audit-2026-01-02.jsonl");
+        let b = head.append(
+            br#"{"class_uid":3002,"unmapped":{"kind":"token"}}"#,
+            "audit-2026-01-02.jsonl",
+        );
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         let link = link_of(&v).unwrap();
         assert_eq!(link.seq, 2);
         assert_eq!(parse_hex(&link.prev), Some(line_hash(&a)));
         assert_eq!(link.prev_file.as_deref(), Some("audit-2026-01-01.jsonl"));
-        let c = head.append(b"{}", "audit-2026-01-02.jsonl");
-        assert!(c.starts_with(br#"{"chain":{"seq":3,"#), "{c:?}");
+        let c = head.append(
+            br#"{"class_uid":0,"unmapped":{}}"#,
+            "audit-2026-01-02.jsonl",
+        );
+        assert!(
+            c.starts_with(br#"{"class_uid":0,"unmapped":{"chain":{"seq":3,"#),
+            "{c:?}"
+        );
         assert!(
             link_of(&serde_json::from_slice(&c).unwrap())
                 .unwrap()
                 .prev_file
                 .is_none()
         );
+        // A line written before the trail was OCSF keeps its chain at the top.
+        let old: serde_json::Value =
+            serde_json::from_str(r#"{"kind":"request","chain":{"seq":4,"prev":"00"}}"#).unwrap();
+        assert_eq!(link_of(&old).unwrap().seq, 4);
     }
 
     #[test]

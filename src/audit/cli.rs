@@ -304,20 +304,25 @@ fn export_cmd(a: &ExportArgs) -> Result<ExitCode, String> {
     let bar = progress(&files);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut written, mut skipped) = (0u64, 0u64);
-    let result = search::for_each(&files, &filter, &mut |n| bar.inc(n), &mut |_, v| {
-        let Some(event) = super::ocsf::convert(v) else {
+    let result = search::for_each(&files, &filter, &mut |n| bar.inc(n), &mut |line, v| {
+        // `request_start` only marks a request's durable start; its request record follows.
+        if v["kind"] == "request_start" && filter.kind.is_none() {
+            skipped += 1;
+            return Ok(());
+        }
+        let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(line) else {
             skipped += 1;
             return Ok(());
         };
         written += 1;
-        serde_json::to_writer(&mut out, &event)?;
+        serde_json::to_writer(&mut out, &super::ocsf::export(&parsed))?;
         out.write_all(b"\n")
     })
     .and_then(|()| out.flush());
     bar.finish_and_clear();
     match result {
         Ok(()) => {
-            eprintln!("{written} OCSF event(s); {skipped} record(s) without an OCSF counterpart");
+            eprintln!("{written} OCSF event(s); {skipped} request_start record(s) left out");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
@@ -335,7 +340,7 @@ fn tail_cmd(a: &TailArgs) -> Result<ExitCode, String> {
     let print = |out: &mut std::io::Stdout, lines: &[Vec<u8>]| -> std::io::Result<()> {
         for line in lines {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-                search::print_record(out, a.format, line, &v)?;
+                search::print_record(out, a.format, line, &super::ocsf::native(&v))?;
             }
         }
         out.flush()

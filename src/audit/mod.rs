@@ -20,6 +20,7 @@ pub mod flood;
 pub mod keys;
 pub mod ocsf;
 pub mod search;
+pub mod trace;
 pub mod verify;
 mod writer;
 
@@ -113,6 +114,23 @@ pub struct Event {
     /// Token events: the TLS version and cipher suite of the connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFacts>,
+    /// Token events: the identity provider (issuer) whose token was exchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    /// Token events: the session's authentication methods (RFC 8176 `amr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// Token events: the shares the client asked for in `scope` (absent: it named none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_scopes: Option<Vec<String>>,
+    /// Data requests on envelope shares: the data key's wrapping key and where its plaintext
+    /// came from (cache or key service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<trace::DataKeyUse>,
+    /// Data requests: time spent waiting on the object store (until its response headers;
+    /// for uploads, until the body was stored), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_ms: Option<f64>,
 }
 
 /// The trail could not confirm a record: the request must be refused (fail closed).

@@ -1,215 +1,133 @@
-//! `gatehouse audit export --format ocsf`: the native trail as OCSF 1.3 events.
+//! The trail's record format: every line is an OCSF 1.3 event.
 //!
-//! Takes native records (JSON values as the trail holds them); gives one OCSF event per
-//! record that has a counterpart: data requests and aggregated refusals as API Activity
-//! (class 6003), token events as Authentication Logon and session ends as Authentication
-//! Logoff (class 3002). Everything gatehouse-specific (reason code, decision, session id,
-//! chain position, DLP verdict, byte counts) goes into `unmapped`. Other kinds (checkpoints,
-//! `request_start`, alerts, admin records) give `None`. The native trail stays the record of truth: the hash chain is over its
-//! lines, not over this export. docs/audit.md has the mapping table.
+//! Takes the native record a producer serialised (flat gatehouse names: `time`, `kind`,
+//! `partner`, `reason`, ...); [`encode`] gives the line the writer chains: an OCSF event
+//! whose class follows the record's kind, with every gatehouse field that OCSF has no place
+//! for under the one extension object `unmapped` (the writer adds the hash chain, and
+//! checkpoints their signature, inside it). [`native`] is the inverse view the analyst tools
+//! (search, report, review, alerts' tests) read: the same flat names back, whatever OCSF
+//! object holds them. Lines written before the trail was OCSF (no `class_uid`) read as they
+//! are. docs/audit.md has the mapping table.
+//!
+//! | kind | OCSF class (activity) |
+//! |---|---|
+//! | `request`, `request_start`, `refusals_aggregated` | API Activity 6003 (Create, Read, Delete, Other, Unknown) |
+//! | `token` | Authentication 3002 (Logon) |
+//! | `session` | Authentication 3002 (Logoff) |
+//! | `admin` | User Access Management 3005 (Revoke Privileges) |
+//! | `alert` | Detection Finding 2004 (Create) |
+//! | `trail_opened`, `checkpoint` | Event Log Activity 1008 (Start, Rotate, Stop, Other) |
 
 use serde_json::{Map, Value, json};
 
 /// The OCSF schema version the events follow.
 pub const OCSF_VERSION: &str = "1.3.0";
 
-const API_ACTIVITY: u64 = 6003;
-const AUTHENTICATION: u64 = 3002;
-
-/// The OCSF event for a native record, or `None` for kinds without one.
-pub fn convert(v: &Value) -> Option<Value> {
-    match v["kind"].as_str()? {
-        "request" => Some(api_activity(v)),
-        "refusals_aggregated" => Some(aggregated(v)),
-        "token" => Some(authentication(v, 1, "Logon")),
-        "session" => Some(authentication(v, 2, "Logoff")),
-        _ => None,
-    }
-}
-
-fn api_activity(v: &Value) -> Value {
-    let method = str_of(v, "method");
-    let key = v["key"].as_str();
-    let share = v["share"].as_str();
-    let (activity_id, activity) = match (method, key) {
-        ("GET" | "HEAD", _) => (2, "Read"),
-        ("PUT", _) => (1, "Create"),
-        ("DELETE", _) => (4, "Delete"),
-        ("", _) => (0, "Unknown"),
-        _ => (99, "Other"),
-    };
-    let operation = match (method, share, key) {
-        ("GET", Some(_), Some(_)) => "GetObject",
-        ("HEAD", Some(_), Some(_)) => "HeadObject",
-        ("GET", Some(_), None) => "ListObjectsV2",
-        ("HEAD", Some(_), None) => "HeadBucket",
-        ("PUT", Some(_), Some(_)) => "PutObject",
-        ("DELETE", Some(_), Some(_)) => "DeleteObject",
-        (m, _, _) => m,
-    };
-    let mut e = base(v, API_ACTIVITY, "API Activity", 6, "Application Activity");
-    activity_fields(&mut e, API_ACTIVITY, "API Activity", activity_id, activity);
-    e.insert(
-        "api".into(),
-        json!({
-            "operation": operation,
-            "service": {"name": "gatehouse"},
-            "request": {"uid": v["request_id"]},
-        }),
-    );
-    e.insert("actor".into(), actor(v));
-    let mut resources = Vec::new();
-    match (share, key) {
-        (Some(s), Some(k)) => resources.push(json!({
-            "type": "object", "uid": format!("{s}/{k}"), "name": k, "group": {"name": s},
-        })),
-        (Some(s), None) => resources.push(json!({"type": "share", "uid": s, "name": s})),
-        _ => {}
-    }
-    if !resources.is_empty() {
-        e.insert("resources".into(), Value::Array(resources));
-    }
-    Value::Object(e)
-}
-
-/// Aggregated unauthenticated refusals: one API Activity with `count` and the span.
-fn aggregated(v: &Value) -> Value {
-    let mut e = base(v, API_ACTIVITY, "API Activity", 6, "Application Activity");
-    activity_fields(&mut e, API_ACTIVITY, "API Activity", 0, "Unknown");
-    e.insert("count".into(), v["count"].clone());
-    for (native, ocsf) in [("first", "start_time"), ("last", "end_time")] {
-        if let Some(ms) = millis(&v[native]) {
-            e.insert(ocsf.into(), ms.into());
+/// The OCSF line for a native record (a JSON object). The result is one JSON object whose
+/// last member is `unmapped`, an object (possibly empty): the writer splices the chain into it.
+pub fn encode(native: &[u8]) -> Vec<u8> {
+    let n = match serde_json::from_slice::<Value>(native) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            let mut m = Map::new();
+            m.insert("kind".into(), "unreadable".into());
+            m
         }
+    };
+    let (event, unmapped) = to_ocsf(n);
+    let mut out = serde_json::to_vec(&Value::Object(event)).unwrap_or_else(|_| b"{}".to_vec());
+    out.pop();
+    if out.len() > 1 {
+        out.push(b',');
     }
-    e.insert(
-        "api".into(),
-        json!({"operation": "unauthenticated requests", "service": {"name": "gatehouse"}}),
-    );
-    e.insert("actor".into(), json!({}));
-    e.insert("status_detail".into(), "refusals_aggregated".into());
-    let unmapped = e.entry("unmapped").or_insert_with(|| json!({}));
-    unmapped["reasons"] = v["reasons"].clone();
-    Value::Object(e)
+    out.extend_from_slice(b"\"unmapped\":");
+    if serde_json::to_writer(&mut out, &Value::Object(unmapped)).is_err() {
+        out.extend_from_slice(b"{}");
+    }
+    out.push(b'}');
+    out
 }
 
-fn authentication(v: &Value, activity_id: u64, activity: &str) -> Value {
-    let mut e = base(
-        v,
-        AUTHENTICATION,
-        "Authentication",
-        3,
-        "Identity & Access Management",
-    );
-    activity_fields(
-        &mut e,
-        AUTHENTICATION,
-        "Authentication",
-        activity_id,
-        activity,
-    );
-    if v["kind"] == "session" {
-        // A session end is no HTTP exchange (its native `method` is `SESSION`).
-        e.remove("http_request");
-        e.remove("http_response");
-        e.remove("status_code");
-    }
-    if let Some(p) = v["partner"].as_str() {
-        e.insert("user".into(), json!({"uid": p, "type": "partner"}));
+/// The record's gatehouse kind (`request`, `token`, `checkpoint`, ...), for either format.
+pub fn kind(v: &Value) -> &str {
+    let k = if is_ocsf(v) {
+        &v["unmapped"]["kind"]
     } else {
-        e.insert("user".into(), json!({}));
-    }
-    e.insert("auth_protocol_id".into(), 6.into());
-    e.insert("auth_protocol".into(), "OAUTH 2.0".into());
-    e.insert("service".into(), json!({"name": "gatehouse"}));
-    if let Some(sid) = v["session_id"].as_str() {
-        let mut session = json!({"uid": sid});
-        if let (Some(t), Some(secs)) = (millis(&v["time"]), v["expires_in"].as_i64()) {
-            session["expiration_time"] = (t + secs * 1000).into();
-        }
-        e.insert("session".into(), session);
-    }
-    let unmapped = e.entry("unmapped").or_insert_with(|| json!({}));
-    for name in ["key_id", "scopes", "expires_in", "tls"] {
-        if !v[name].is_null() {
-            unmapped[name] = v[name].clone();
-        }
-    }
-    Value::Object(e)
+        &v["kind"]
+    };
+    k.as_str().unwrap_or("")
 }
 
-/// What every event carries: class, time, status, severity, metadata, endpoints, HTTP and
-/// the gatehouse-specific `unmapped` fields.
-fn base(
-    v: &Value,
-    class_uid: u64,
-    class_name: &str,
-    category_uid: u64,
-    category_name: &str,
-) -> Map<String, Value> {
-    let deny = v["decision"] == "deny";
-    let blocked = v["dlp"]["outcome"] == "blocked";
-    let (status_id, status) = if deny { (2, "Failure") } else { (1, "Success") };
-    let (severity_id, severity) = match (deny, blocked) {
-        (_, true) => (3, "Medium"),
-        (true, false) => (2, "Low"),
-        (false, false) => (1, "Informational"),
+/// The gatehouse extension object of a line: `unmapped` of an OCSF line, the whole record of
+/// an older native line.
+pub fn extension(v: &Value) -> &Value {
+    if is_ocsf(v) { &v["unmapped"] } else { v }
+}
+
+/// Whether a parsed line is an OCSF event (not a line of the older native format).
+pub fn is_ocsf(v: &Value) -> bool {
+    v.get("class_uid").is_some()
+}
+
+/// The flat native view of a line: gatehouse's own field names, as producers wrote them.
+pub fn native(v: &Value) -> Value {
+    if !is_ocsf(v) {
+        return v.clone();
+    }
+    let mut n = v["unmapped"].as_object().cloned().unwrap_or_default();
+    let mut put = |name: &str, value: &Value| {
+        if !value.is_null() && !n.contains_key(name) {
+            n.insert(name.to_string(), value.clone());
+        }
     };
+    put("time", &v["time_dt"]);
+    put("request_id", &v["metadata"]["uid"]);
+    put("partner", &v["actor"]["user"]["uid"]);
+    put("partner", &v["user"]["uid"]);
+    put("session_id", &v["actor"]["session"]["uid"]);
+    put("session_id", &v["session"]["uid"]);
+    put("idp", &v["session"]["issuer"]);
+    put("client_ip", &v["src_endpoint"]["ip"]);
+    let req = &v["http_request"];
+    put("method", &req["http_method"]);
+    put("path", &req["url"]["path"]);
+    put("user_agent", &req["user_agent"]);
+    if let Some(headers) = req["http_headers"].as_array() {
+        for h in headers.iter().filter(|h| h["name"] == "Range") {
+            put("range", &h["value"]);
+        }
+    }
+    put("status", &v["http_response"]["code"]);
+    put("reason", &v["status_detail"]);
+    put("count", &v["count"]);
+    if let Some(r) = v["resources"].as_array().and_then(|r| r.first()) {
+        match r["type"].as_str() {
+            Some("object") => {
+                put("share", &r["group"]["name"]);
+                put("key", &r["name"]);
+            }
+            Some("share") => put("share", &r["uid"]),
+            _ => {}
+        }
+    }
+    Value::Object(n)
+}
+
+/// Splits a native record into the OCSF event (without `unmapped`) and the fields left for
+/// `unmapped`: everything the event does not hold, `kind` always.
+fn to_ocsf(mut n: Map<String, Value>) -> (Map<String, Value>, Map<String, Value>) {
+    let kind = n
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let mut e = Map::new();
+    let (class_uid, class_name, category_uid, category_name) = class_of(&kind);
     e.insert("class_uid".into(), class_uid.into());
     e.insert("class_name".into(), class_name.into());
     e.insert("category_uid".into(), category_uid.into());
     e.insert("category_name".into(), category_name.into());
-    e.insert("time".into(), millis(&v["time"]).unwrap_or(0).into());
-    e.insert("timezone_offset".into(), 0.into());
-    e.insert("severity_id".into(), severity_id.into());
-    e.insert("severity".into(), severity.into());
-    e.insert("status_id".into(), status_id.into());
-    e.insert("status".into(), status.into());
-    if let Some(code) = v["status"].as_u64() {
-        e.insert("status_code".into(), code.to_string().into());
-    }
-    if let Some(reason) = v["reason"].as_str() {
-        e.insert("status_detail".into(), reason.into());
-    }
-    let mut metadata = json!({
-        "version": OCSF_VERSION,
-        "product": {"name": "gatehouse", "vendor_name": "gatehouse",
-                    "version": env!("CARGO_PKG_VERSION")},
-        "log_name": "gatehouse-audit",
-        "original_time": v["time"],
-    });
-    if let Some(id) = v["request_id"].as_str() {
-        metadata["uid"] = id.into();
-    }
-    e.insert("metadata".into(), metadata);
-    if let Some(ip) = v["client_ip"].as_str().filter(|ip| *ip != "*") {
-        e.insert("src_endpoint".into(), json!({"ip": ip}));
-    }
-    if let Some(method) = v["method"].as_str() {
-        let mut req = json!({"http_method": method});
-        if let Some(path) = v["path"].as_str() {
-            req["url"] = json!({"path": path});
-        }
-        if let Some(ua) = v["user_agent"].as_str() {
-            req["user_agent"] = ua.into();
-        }
-        e.insert("http_request".into(), req);
-    }
-    if let Some(code) = v["status"].as_u64() {
-        e.insert("http_response".into(), json!({"code": code}));
-    }
-    e.insert("unmapped".into(), unmapped(v));
-    e
-}
-
-fn activity_fields(
-    e: &mut Map<String, Value>,
-    class_uid: u64,
-    class_name: &str,
-    activity_id: u64,
-    activity: &str,
-) {
+    let (activity_id, activity) = activity_of(&kind, &n);
     e.insert("activity_id".into(), activity_id.into());
     e.insert("activity_name".into(), activity.into());
     e.insert("type_uid".into(), (class_uid * 100 + activity_id).into());
@@ -217,46 +135,281 @@ fn activity_fields(
         "type_name".into(),
         format!("{class_name}: {activity}").into(),
     );
+    if let Some(t) = n.remove("time") {
+        e.insert("time".into(), millis(&t).unwrap_or(0).into());
+        e.insert("time_dt".into(), t);
+    }
+    e.insert("timezone_offset".into(), 0.into());
+    let (severity_id, severity) = severity_of(&kind, &n);
+    e.insert("severity_id".into(), severity_id.into());
+    e.insert("severity".into(), severity.into());
+    let (status_id, status) = status_of(&kind, &n);
+    e.insert("status_id".into(), status_id.into());
+    e.insert("status".into(), status.into());
+    if let Some(reason) = n.remove("reason") {
+        e.insert("status_detail".into(), reason);
+    }
+    if let Some(ms) = n.get("duration_ms").and_then(Value::as_f64) {
+        e.insert("duration".into(), (ms.round() as i64).into());
+    }
+    let mut metadata = json!({
+        "version": OCSF_VERSION,
+        "product": {"name": "gatehouse", "vendor_name": "gatehouse",
+                    "version": env!("CARGO_PKG_VERSION")},
+        "log_name": "gatehouse-audit",
+    });
+    if let Some(id) = n.remove("request_id") {
+        metadata["uid"] = id;
+    }
+    if let Some(sid) = n.get("session_id") {
+        metadata["correlation_uid"] = sid.clone();
+    }
+    e.insert("metadata".into(), metadata);
+    if let Some(ip) = n.get("client_ip").and_then(Value::as_str)
+        && ip.parse::<std::net::IpAddr>().is_ok()
+    {
+        e.insert("src_endpoint".into(), json!({"ip": ip}));
+        n.remove("client_ip");
+    }
+    let http = matches!(
+        kind.as_str(),
+        "request" | "request_start" | "token" | "admin"
+    );
+    if http {
+        http_fields(&mut e, &mut n);
+    }
+    match class_uid {
+        API_ACTIVITY => api_activity(&mut e, &mut n),
+        AUTHENTICATION => authentication(&mut e, &mut n),
+        USER_ACCESS => {
+            let actor = actor(&mut n);
+            e.insert("actor".into(), actor);
+        }
+        DETECTION_FINDING => finding(&mut e, &mut n),
+        _ => {}
+    }
+    (e, n)
 }
 
-fn actor(v: &Value) -> Value {
-    let mut actor = json!({});
-    if let Some(p) = v["partner"].as_str() {
-        actor["user"] = json!({"uid": p, "type": "partner"});
+const API_ACTIVITY: u64 = 6003;
+const AUTHENTICATION: u64 = 3002;
+const USER_ACCESS: u64 = 3005;
+const DETECTION_FINDING: u64 = 2004;
+const EVENT_LOG: u64 = 1008;
+
+fn class_of(kind: &str) -> (u64, &'static str, u64, &'static str) {
+    match kind {
+        "request" | "request_start" | "refusals_aggregated" => {
+            (API_ACTIVITY, "API Activity", 6, "Application Activity")
+        }
+        "token" | "session" => (
+            AUTHENTICATION,
+            "Authentication",
+            3,
+            "Identity & Access Management",
+        ),
+        "admin" => (
+            USER_ACCESS,
+            "User Access Management",
+            3,
+            "Identity & Access Management",
+        ),
+        "alert" => (DETECTION_FINDING, "Detection Finding", 2, "Findings"),
+        "trail_opened" | "checkpoint" => (EVENT_LOG, "Event Log Activity", 1, "System Activity"),
+        _ => (0, "Base Event", 0, "Uncategorized"),
     }
-    if let Some(sid) = v["session_id"].as_str() {
-        actor["session"] = json!({"uid": sid});
+}
+
+fn activity_of(kind: &str, n: &Map<String, Value>) -> (u64, &'static str) {
+    let method = n.get("method").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "request" | "request_start" => match method {
+            "GET" | "HEAD" => (2, "Read"),
+            "PUT" => (1, "Create"),
+            "DELETE" => (4, "Delete"),
+            "" => (0, "Unknown"),
+            _ => (99, "Other"),
+        },
+        "refusals_aggregated" => (0, "Unknown"),
+        "token" => (1, "Logon"),
+        "session" => (2, "Logoff"),
+        "admin" => (2, "Revoke Privileges"),
+        "alert" => (1, "Create"),
+        "trail_opened" => (6, "Start"),
+        "checkpoint" => match n
+            .get("checkpoint")
+            .and_then(|c| c["reason"].as_str())
+            .unwrap_or("")
+        {
+            "rotation" => (5, "Rotate"),
+            "shutdown" => (7, "Stop"),
+            _ => (99, "Other"),
+        },
+        _ => (0, "Unknown"),
+    }
+}
+
+fn severity_of(kind: &str, n: &Map<String, Value>) -> (u64, &'static str) {
+    let deny = n.get("decision").and_then(Value::as_str) == Some("deny");
+    let blocked = n
+        .get("dlp")
+        .is_some_and(|d| d["outcome"] == "blocked" || d["outcome"] == "unscannable_blocked");
+    match kind {
+        "alert" if n.get("reason").and_then(Value::as_str) == Some("dlp_block") => (4, "High"),
+        "alert" => (3, "Medium"),
+        _ if blocked => (3, "Medium"),
+        _ if deny => (2, "Low"),
+        _ => (1, "Informational"),
+    }
+}
+
+fn status_of(kind: &str, n: &Map<String, Value>) -> (u64, &'static str) {
+    match (kind, n.get("decision").and_then(Value::as_str)) {
+        ("request_start", _) => (0, "Unknown"),
+        (_, Some("deny")) => (2, "Failure"),
+        _ => (1, "Success"),
+    }
+}
+
+/// Method, path, user agent, Range and status into `http_request` / `http_response`.
+fn http_fields(e: &mut Map<String, Value>, n: &mut Map<String, Value>) {
+    let mut req = Map::new();
+    if let Some(m) = n.remove("method") {
+        req.insert("http_method".into(), m);
+    }
+    if let Some(p) = n.remove("path") {
+        req.insert("url".into(), json!({ "path": p }));
+    }
+    if let Some(ua) = n.remove("user_agent") {
+        req.insert("user_agent".into(), ua);
+    }
+    if let Some(r) = n.remove("range") {
+        req.insert(
+            "http_headers".into(),
+            json!([{"name": "Range", "value": r}]),
+        );
+    }
+    if !req.is_empty() {
+        e.insert("http_request".into(), Value::Object(req));
+    }
+    if let Some(code) = n.get("status").and_then(Value::as_u64).filter(|c| *c > 0) {
+        e.insert("http_response".into(), json!({ "code": code }));
+        e.insert("status_code".into(), code.to_string().into());
+        n.remove("status");
+    }
+}
+
+/// The partner and session as `actor` (taken from `n`).
+fn actor(n: &mut Map<String, Value>) -> Value {
+    let mut actor = json!({});
+    if let Some(p) = n.remove("partner") {
+        actor["user"] = partner_user(p);
+    }
+    if let Some(sid) = n.remove("session_id") {
+        actor["session"] = json!({ "uid": sid });
     }
     actor
 }
 
-/// The gatehouse fields OCSF has no place for, under their native names (`chain_seq` for
-/// the record's position in the hash chain).
-fn unmapped(v: &Value) -> Value {
-    let mut u = json!({"kind": v["kind"]});
-    for name in [
-        "reason",
-        "decision",
-        "session_id",
-        "range",
-        "bytes_in",
-        "bytes_out",
-        "duration_ms",
-        "aborted",
-        "dlp",
-    ] {
-        if !v[name].is_null() {
-            u[name] = v[name].clone();
-        }
-    }
-    if let Some(seq) = v["chain"]["seq"].as_u64() {
-        u["chain_seq"] = seq.into();
-    }
-    u
+fn partner_user(p: Value) -> Value {
+    json!({"uid": p, "name": p, "type_id": 99, "type": "Partner"})
 }
 
-fn str_of<'a>(v: &'a Value, name: &str) -> &'a str {
-    v[name].as_str().unwrap_or("")
+fn api_activity(e: &mut Map<String, Value>, n: &mut Map<String, Value>) {
+    let method = e
+        .get("http_request")
+        .and_then(|r| r["http_method"].as_str())
+        .unwrap_or("");
+    let share = n.get("share").and_then(Value::as_str).map(str::to_owned);
+    let key = n.get("key").and_then(Value::as_str).map(str::to_owned);
+    let operation = match (method, &share, &key) {
+        ("GET", Some(_), Some(_)) => "GetObject",
+        ("HEAD", Some(_), Some(_)) => "HeadObject",
+        ("GET", Some(_), None) => "ListObjectsV2",
+        ("HEAD", Some(_), None) => "HeadBucket",
+        ("PUT", Some(_), Some(_)) => "PutObject",
+        ("DELETE", Some(_), Some(_)) => "DeleteObject",
+        ("", _, _) => "unauthenticated requests",
+        (m, _, _) => m,
+    }
+    .to_string();
+    let mut api = json!({"operation": operation, "service": {"name": "gatehouse"}});
+    if let Some(id) = e.get("metadata").and_then(|m| m.get("uid")) {
+        api["request"] = json!({ "uid": id });
+    }
+    e.insert("api".into(), api);
+    let actor = actor(n);
+    e.insert("actor".into(), actor);
+    match (share, key) {
+        (Some(s), Some(k)) => {
+            e.insert(
+                "resources".into(),
+                json!([{"type": "object", "uid": format!("{s}/{k}"), "name": k, "group": {"name": s}}]),
+            );
+            n.remove("share");
+            n.remove("key");
+        }
+        (Some(s), None) => {
+            e.insert(
+                "resources".into(),
+                json!([{"type": "share", "uid": s, "name": s}]),
+            );
+            n.remove("share");
+        }
+        _ => {}
+    }
+    if let Some(c) = n.remove("count") {
+        e.insert("count".into(), c);
+    }
+    for (native, ocsf) in [("first", "start_time"), ("last", "end_time")] {
+        if let Some(ms) = n.get(native).and_then(millis) {
+            e.insert(ocsf.into(), ms.into());
+        }
+    }
+}
+
+fn authentication(e: &mut Map<String, Value>, n: &mut Map<String, Value>) {
+    let user = match n.remove("partner") {
+        Some(p) => partner_user(p),
+        None => json!({}),
+    };
+    e.insert("user".into(), user);
+    e.insert("auth_protocol_id".into(), 6.into());
+    e.insert("auth_protocol".into(), "OAUTH 2.0".into());
+    e.insert("service".into(), json!({"name": "gatehouse"}));
+    let mut session = Map::new();
+    if let Some(sid) = n.remove("session_id") {
+        session.insert("uid".into(), sid);
+    }
+    if let Some(idp) = n.remove("idp") {
+        session.insert("issuer".into(), idp);
+    }
+    if let (Some(t), Some(secs)) = (
+        e.get("time").and_then(Value::as_i64),
+        n.get("expires_in").and_then(Value::as_i64),
+    ) {
+        session.insert("expiration_time".into(), (t + secs * 1000).into());
+    }
+    if !session.is_empty() {
+        e.insert("session".into(), Value::Object(session));
+    }
+    if let Some(amr) = n.get("amr").and_then(Value::as_array) {
+        let mfa = amr.iter().any(|m| m == "mfa");
+        e.insert("is_mfa".into(), mfa.into());
+    }
+}
+
+fn finding(e: &mut Map<String, Value>, n: &mut Map<String, Value>) {
+    let title = n.get("path").cloned().unwrap_or(Value::Null);
+    let rule = e.get("status_detail").cloned().unwrap_or(Value::Null);
+    let mut info = json!({"title": title, "types": [rule]});
+    if let Some(id) = e.get("metadata").and_then(|m| m.get("uid")) {
+        info["uid"] = id.clone();
+    }
+    e.insert("finding_info".into(), info);
+    e.insert("message".into(), title);
+    let actor = actor(n);
+    e.insert("actor".into(), actor);
 }
 
 /// An RFC 3339 time as epoch milliseconds.
@@ -267,20 +420,56 @@ fn millis(t: &Value) -> Option<i64> {
         .map(|t| t.as_millisecond())
 }
 
+/// The export form of a line: the OCSF event with the chain reduced to its position
+/// (`unmapped.chain_seq`) and no signature; an older native line is converted first.
+pub fn export(v: &Value) -> Value {
+    let mut e = if is_ocsf(v) {
+        v.clone()
+    } else {
+        let mut n = v.clone();
+        let chain = n.as_object_mut().and_then(|m| m.remove("chain"));
+        let mut e: Value = serde_json::from_slice(&encode(
+            serde_json::to_vec(&n).unwrap_or_default().as_slice(),
+        ))
+        .unwrap_or(Value::Null);
+        if let Some(c) = chain {
+            e["unmapped"]["chain"] = c;
+        }
+        e
+    };
+    if let Some(u) = e.get_mut("unmapped").and_then(Value::as_object_mut) {
+        let seq = u.remove("chain").and_then(|c| c["seq"].as_u64());
+        u.remove("sig");
+        if let Some(seq) = seq {
+            u.insert("chain_seq".into(), seq.into());
+        }
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn enc(json: &str) -> Value {
+        let line = encode(json.as_bytes());
+        assert!(
+            line.ends_with(b"}}"),
+            "unmapped is the last member: {}",
+            String::from_utf8_lossy(&line)
+        );
+        serde_json::from_slice(&line).unwrap()
+    }
 
     fn rec(json: &str) -> Value {
         serde_json::from_str(json).unwrap()
     }
 
+    const READ: &str = r#"{"time":"2026-11-28T00:37:39.690123Z","kind":"request","request_id":"01R","session_id":"s_1","partner":"demo","client_ip":"127.0.0.1","user_agent":"curl/8","method":"GET","path":"/demo/a.csv","share":"demo","key":"a.csv","range":"bytes=0-9","status":200,"decision":"allow","reason":"ok","bytes_in":0,"bytes_out":70,"duration_ms":0.4,"upstream_ms":0.2,"data_key":{"key_id":"local-1","source":"cache"},"dlp":{"profile":"pii","outcome":"transformed","source":"prescan","findings":[{"entity":"email","detector":"email","action":"tokenize","count":2}]}}"#;
+
     #[test]
-    fn a_read_is_api_activity_with_the_request_id_as_uid() {
-        let e = convert(&rec(
-            r#"{"time":"2026-11-28T00:37:39.690Z","kind":"request","request_id":"01R","session_id":"s_1","partner":"demo","client_ip":"127.0.0.1","user_agent":"curl/8","method":"GET","path":"/demo/a.csv","share":"demo","key":"a.csv","status":200,"decision":"allow","reason":"ok","bytes_in":0,"bytes_out":70,"duration_ms":0.4,"dlp":{"profile":"pii","outcome":"transformed","source":"prescan","findings":[{"entity":"email","detector":"email","action":"tokenize","count":2}]},"chain":{"seq":57,"prev":"00"}}"#,
-        ))
-        .unwrap();
+    fn a_read_is_api_activity_and_reads_back_unchanged() {
+        let e = enc(READ);
         assert_eq!(e["class_uid"], 6003);
         assert_eq!(
             (e["activity_id"].clone(), e["type_uid"].clone()),
@@ -288,77 +477,148 @@ mod tests {
         );
         assert_eq!(e["api"]["operation"], "GetObject");
         assert_eq!(e["time"], 1_795_826_259_690_i64);
+        assert_eq!(e["time_dt"], "2026-11-28T00:37:39.690123Z");
         assert_eq!(e["metadata"]["uid"], "01R");
-        assert_eq!(e["metadata"]["product"]["name"], "gatehouse");
+        assert_eq!(e["metadata"]["correlation_uid"], "s_1");
+        assert_eq!(e["metadata"]["version"], OCSF_VERSION);
         assert_eq!(e["actor"]["user"]["uid"], "demo");
+        assert_eq!(e["actor"]["session"]["uid"], "s_1");
         assert_eq!(e["src_endpoint"]["ip"], "127.0.0.1");
         assert_eq!(e["http_request"]["http_method"], "GET");
+        assert_eq!(e["http_request"]["http_headers"][0]["value"], "bytes=0-9");
+        assert_eq!(e["http_response"]["code"], 200);
         assert_eq!(
             (e["status_id"].clone(), e["status"].clone()),
             (1.into(), "Success".into())
         );
+        assert_eq!(e["status_detail"], "ok");
         assert_eq!(e["resources"][0]["uid"], "demo/a.csv");
-        assert_eq!(e["unmapped"]["chain_seq"], 57);
-        assert_eq!(e["unmapped"]["dlp"]["findings"][0]["count"], 2);
-        assert_eq!(e["unmapped"]["session_id"], "s_1");
+        assert_eq!(e["duration"], 0);
+        // Gatehouse's own fields, and only those, in the extension object.
+        let u = e["unmapped"].as_object().unwrap();
+        let mut names: Vec<&str> = u.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "bytes_in",
+                "bytes_out",
+                "data_key",
+                "decision",
+                "dlp",
+                "duration_ms",
+                "kind",
+                "upstream_ms"
+            ]
+        );
+        assert_eq!(
+            native(&e),
+            rec(READ),
+            "the native view is the record written"
+        );
+        assert_eq!(kind(&e), "request");
     }
 
     #[test]
-    fn refusals_tokens_and_other_kinds() {
-        let denied = convert(&rec(
-            r#"{"time":"2026-01-01T00:00:00Z","kind":"request","request_id":"r","partner":"p","client_ip":"10.0.0.1","method":"DELETE","share":"s","key":"k","status":403,"decision":"deny","reason":"no_grant"}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            (denied["activity_id"].clone(), denied["status_id"].clone()),
-            (4.into(), 2.into())
-        );
-        assert_eq!(denied["unmapped"]["reason"], "no_grant");
-        assert_eq!(denied["status_detail"], "no_grant");
-        let token = convert(&rec(
-            r#"{"time":"2026-01-01T00:00:00Z","kind":"token","request_id":"t","session_id":"s_2","partner":"p","client_ip":"10.0.0.1","method":"POST","path":"/v1/token","status":200,"decision":"allow","reason":"token_issued","expires_in":900,"key_id":"p-1"}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            (token["class_uid"].clone(), token["type_uid"].clone()),
-            (3002.into(), 300201.into())
-        );
+    fn every_kind_has_its_class_and_reads_back() {
+        let cases = [
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","kind":"request","request_id":"r","partner":"p","client_ip":"10.0.0.1","method":"DELETE","path":"/s/k","share":"s","key":"k","status":403,"decision":"deny","reason":"no_grant","bytes_in":0,"bytes_out":0,"duration_ms":1.0}"#,
+                600304,
+                2,
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","kind":"request_start","request_id":"r","session_id":"s","partner":"p","client_ip":"::1","method":"PUT","path":"/s/k","share":"s","key":"k","status":0,"decision":"allow","reason":"ok"}"#,
+                600301,
+                0,
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","kind":"token","request_id":"t","session_id":"s_2","partner":"p","client_ip":"10.0.0.1","method":"POST","path":"/v1/token","status":200,"decision":"allow","reason":"token_exchanged","expires_in":900,"key_id":"idp-k","idp":"https://idp.example","amr":["pwd","otp"],"scopes":["a"],"requested_scopes":["a"],"tls":{"version":"TLSv1_3","cipher":"TLS13_AES_256_GCM_SHA384"}}"#,
+                300201,
+                1,
+            ),
+            (
+                r#"{"time":"2026-01-01T01:00:00Z","kind":"session","request_id":"e","session_id":"s_2","partner":"p","client_ip":"10.0.0.1","method":"SESSION","path":"/sessions/s_2","status":0,"decision":"allow","reason":"session_expired","bytes_in":1,"bytes_out":2,"duration_ms":3600000.0}"#,
+                300202,
+                1,
+            ),
+            (
+                r#"{"time":"2026-01-01T01:00:00Z","kind":"admin","request_id":"a","session_id":"s_2","client_ip":"admin","method":"POST","path":"/revoke","status":200,"decision":"allow","reason":"session_revoked"}"#,
+                300502,
+                1,
+            ),
+            (
+                r#"{"time":"2026-01-01T01:00:00Z","kind":"alert","request_id":"r9","partner":"p","client_ip":"10.0.0.1","method":"ALERT","path":"5 denials in 60 s","status":403,"decision":"deny","reason":"denial_burst"}"#,
+                200401,
+                2,
+            ),
+            (
+                r#"{"time":"2026-01-01T00:01:00Z","kind":"refusals_aggregated","client_ip":"*","decision":"deny","count":9,"reasons":{"token_missing":9},"first":"2026-01-01T00:00:00Z","last":"2026-01-01T00:00:59Z"}"#,
+                600300,
+                2,
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","kind":"trail_opened","previous_end":"new_trail","key_id":"k1","version":"0.1.0"}"#,
+                100806,
+                1,
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","kind":"checkpoint","checkpoint":{"reason":"shutdown","records":3,"key_id":"k1","alg":"Ed25519"}}"#,
+                100807,
+                1,
+            ),
+        ];
+        for (json, type_uid, status_id) in cases {
+            let e = enc(json);
+            assert_eq!(e["type_uid"], type_uid, "{json}");
+            assert_eq!(e["status_id"], status_id, "{json}");
+            assert_eq!(native(&e), rec(json), "{json}");
+            assert!(e["class_name"].is_string() && e["metadata"]["product"]["name"] == "gatehouse");
+        }
+        let token = enc(cases[2].0);
         assert_eq!(token["user"]["uid"], "p");
+        assert_eq!(token["session"]["issuer"], "https://idp.example");
         assert_eq!(
             token["session"]["expiration_time"],
             1_767_225_600_000_i64 + 900_000
         );
-        assert_eq!(token["unmapped"]["key_id"], "p-1");
-        let agg = convert(&rec(
-            r#"{"time":"2026-01-01T00:01:00Z","kind":"refusals_aggregated","client_ip":"*","decision":"deny","count":9,"reasons":{"token_missing":9},"first":"2026-01-01T00:00:00Z","last":"2026-01-01T00:00:59Z"}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            (agg["count"].clone(), agg["status_id"].clone()),
-            (9.into(), 2.into())
+        assert_eq!(token["is_mfa"], false);
+        assert_eq!(token["unmapped"]["amr"][1], "otp");
+        let end = enc(cases[3].0);
+        assert!(
+            end.get("http_request").is_none(),
+            "a session end is no HTTP exchange"
         );
+        assert_eq!(end["duration"], 3_600_000);
+        let admin = enc(cases[4].0);
+        assert!(admin.get("src_endpoint").is_none());
+        assert_eq!(admin["unmapped"]["client_ip"], "admin");
+        let alert = enc(cases[5].0);
+        assert_eq!(alert["finding_info"]["types"][0], "denial_burst");
+        assert_eq!(alert["message"], "5 denials in 60 s");
+        let agg = enc(cases[6].0);
+        assert_eq!(agg["count"], 9);
+        assert_eq!(agg["start_time"], 1_767_225_600_000_i64);
         assert!(agg.get("src_endpoint").is_none(), "`*` is no address");
-        assert_eq!(agg["unmapped"]["reasons"]["token_missing"], 9);
-        let end = convert(&rec(
-            r#"{"time":"2026-01-01T01:00:00Z","kind":"session","session_id":"s_2","partner":"p","decision":"allow","reason":"session_expired"}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            (end["type_uid"].clone(), end["status_detail"].clone()),
-            (300202.into(), "session_expired".into())
+    }
+
+    #[test]
+    fn older_native_lines_read_as_they_are_and_export_converted() {
+        let old = rec(
+            r#"{"time":"2026-01-01T00:00:00Z","kind":"request","request_id":"r","partner":"p","client_ip":"10.0.0.1","method":"GET","share":"s","key":"k","status":200,"decision":"allow","reason":"ok","chain":{"seq":7,"prev":"00"}}"#,
         );
-        assert!(end.get("http_request").is_none());
-        for kind in [
-            "checkpoint",
-            "request_start",
-            "trail_opened",
-            "alert",
-            "admin",
-        ] {
-            assert!(
-                convert(&rec(&format!(r#"{{"kind":"{kind}"}}"#))).is_none(),
-                "{kind}"
-            );
-        }
+        assert_eq!(native(&old), old);
+        assert_eq!(kind(&old), "request");
+        let e = export(&old);
+        assert_eq!(e["class_uid"], 6003);
+        assert_eq!(e["unmapped"]["chain_seq"], 7);
+        assert!(e["unmapped"].get("chain").is_none());
+        let new = enc(READ);
+        let mut chained = new.clone();
+        chained["unmapped"]["chain"] = json!({"seq": 9, "prev": "00"});
+        chained["unmapped"]["sig"] = "x".into();
+        let e = export(&chained);
+        assert_eq!(e["unmapped"]["chain_seq"], 9);
+        assert!(e["unmapped"].get("sig").is_none());
     }
 }

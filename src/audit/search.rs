@@ -103,7 +103,7 @@ pub fn search(
 }
 
 /// Calls `f` with each record of `files` (in order) that `filter` matches: its exact line
-/// (without the newline) and its parsed value. Lines that are not JSON are skipped;
+/// (without the newline) and its native view ([`super::ocsf::native`]). Lines that are not JSON are skipped;
 /// `progress` gets the bytes read. Stops at the first error of reading or of `f`.
 pub fn for_each(
     files: &[PathBuf],
@@ -124,6 +124,7 @@ pub fn for_each(
             let Ok(v) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
+            let v = super::ocsf::native(&v);
             if filter.matches(&v) {
                 f(line, &v)?;
             }

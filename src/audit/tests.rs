@@ -30,6 +30,11 @@ pub(crate) fn event(reason: &str) -> Event {
         scopes: None,
         dlp: None,
         tls: None,
+        idp: None,
+        amr: None,
+        requested_scopes: None,
+        data_key: None,
+        upstream_ms: None,
     }
 }
 
@@ -41,7 +46,11 @@ fn lines(cfg: &AuditConfig) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for name in chain::segments(&cfg.dir).unwrap() {
         let text = std::fs::read_to_string(cfg.dir.join(name)).unwrap();
-        out.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
+        out.extend(text.lines().map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(super::ocsf::is_ocsf(&v), "not an OCSF event: {l}");
+            super::ocsf::native(&v)
+        }));
     }
     out
 }

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use super::chain::{self, GENESIS};
 use super::keys::PublicKey;
+use super::ocsf;
 
 pub struct Options {
     pub keys: Vec<PublicKey>,
@@ -160,10 +161,10 @@ pub fn verify(
                     ));
                 }
             }
-            if value["kind"] == "checkpoint" {
+            if ocsf::kind(&value) == "checkpoint" {
                 r.checkpoints += 1;
                 r.unsigned_tail = 0;
-                let reason = value["checkpoint"]["reason"]
+                let reason = ocsf::extension(&value)["checkpoint"]["reason"]
                     .as_str()
                     .unwrap_or("")
                     .to_string();
@@ -278,7 +279,7 @@ fn check_line(
             return Err(Located::Previous(what));
         }
     }
-    if value["kind"] == "checkpoint" {
+    if ocsf::kind(&value) == "checkpoint" {
         check_signature(line, &value, opts).map_err(Located::Here)?;
     }
     Ok((link, value))
@@ -286,7 +287,9 @@ fn check_line(
 
 fn check_signature(line: &[u8], value: &serde_json::Value, opts: &Options) -> Result<(), String> {
     const SIG: &[u8] = b",\"sig\":\"";
-    let key_id = value["checkpoint"]["key_id"].as_str().unwrap_or("");
+    let key_id = ocsf::extension(value)["checkpoint"]["key_id"]
+        .as_str()
+        .unwrap_or("");
     let key = opts
         .keys
         .iter()
@@ -294,14 +297,23 @@ fn check_signature(line: &[u8], value: &serde_json::Value, opts: &Options) -> Re
         .ok_or_else(|| {
             format!("checkpoint signed by unknown key {key_id:?} (give its public key with --key)")
         })?;
+    // The signature is the last member of `unmapped` (`..."sig":"S"}}`), or of the line in a
+    // trail written before it was OCSF (`..."sig":"S"}`); the signed bytes are the line
+    // without it.
+    let closing: &[u8] = if ocsf::is_ocsf(value) {
+        b"\"}}"
+    } else {
+        b"\"}"
+    };
     let start = line
         .windows(SIG.len())
         .rposition(|w| w == SIG)
-        .filter(|_| line.ends_with(b"\"}"))
+        .filter(|_| line.ends_with(closing))
         .ok_or("checkpoint without a signature")?;
-    let sig = std::str::from_utf8(&line[start + SIG.len()..line.len() - 2]).unwrap_or("");
+    let sig =
+        std::str::from_utf8(&line[start + SIG.len()..line.len() - closing.len()]).unwrap_or("");
     let mut unsigned = line[..start].to_vec();
-    unsigned.push(b'}');
+    unsigned.extend_from_slice(&closing[1..]);
     if key.verify(&unsigned, sig) {
         Ok(())
     } else {
@@ -311,9 +323,10 @@ fn check_signature(line: &[u8], value: &serde_json::Value, opts: &Options) -> Re
 
 /// Warns about a writer restart after an unclean stop, or a torn line it cut off.
 fn note_restart(value: &serde_json::Value, path: &Path, line: u64, warnings: &mut Vec<String>) {
-    if value["kind"] != "trail_opened" {
+    if ocsf::kind(value) != "trail_opened" {
         return;
     }
+    let value = ocsf::extension(value);
     let at = format!("{}:{line}", path.display());
     match value["previous_end"].as_str() {
         Some("unclosed") => warnings.push(format!(

@@ -309,7 +309,7 @@ impl Writer {
             self.note.as_deref()
         };
         for body in note.into_iter().chain(bodies.iter().copied()) {
-            buf.extend_from_slice(&head.append(body, &self.active));
+            buf.extend_from_slice(&head.append(&super::ocsf::encode(body), &self.active));
             buf.push(b'\n');
             lines += 1;
             since += 1;
@@ -356,12 +356,14 @@ impl Writer {
                 alg: "Ed25519",
             },
         })?;
-        let unsigned = head.link(&body, &self.active);
+        // The signature covers the whole line with its chain link; it goes in as the last
+        // member of `unmapped`, after `chain`.
+        let unsigned = head.link(&super::ocsf::encode(&body), &self.active);
         let sig = self.signer.sign(&unsigned);
-        let mut line = unsigned[..unsigned.len() - 1].to_vec();
+        let mut line = unsigned[..unsigned.len() - 2].to_vec();
         line.extend_from_slice(b",\"sig\":\"");
         line.extend_from_slice(sig.as_bytes());
-        line.extend_from_slice(b"\"}");
+        line.extend_from_slice(b"\"}}");
         head.advance(&line, &self.active);
         buf.extend_from_slice(&line);
         buf.push(b'\n');
@@ -534,7 +536,8 @@ fn recover_head(dir: &Path, names: &[String]) -> std::io::Result<Found> {
         let hash = chain::line_hash(&line);
         let (seq, end) = match (&value, link) {
             (Some(v), Some(link)) => {
-                let clean = v["kind"] == "checkpoint" && v["checkpoint"]["reason"] == "shutdown";
+                let x = super::ocsf::extension(v);
+                let clean = x["kind"] == "checkpoint" && x["checkpoint"]["reason"] == "shutdown";
                 (link.seq, if clean { "shutdown" } else { "unclosed" })
             }
             _ => (0, "unchained"),
@@ -589,7 +592,7 @@ fn first_time(path: &Path) -> Option<jiff::Timestamp> {
         .read_until(b'\n', &mut line)
         .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&line).ok()?;
-    v["time"].as_str()?.parse().ok()
+    super::ocsf::native(&v)["time"].as_str()?.parse().ok()
 }
 
 fn day_of(t: jiff::Timestamp) -> String {

@@ -21,7 +21,7 @@ fn read(cfg: &AuditConfig, name: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(cfg.dir.join(name))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| crate::audit::ocsf::native(&serde_json::from_str(l).unwrap()))
         .collect()
 }
 

@@ -329,6 +329,12 @@ impl Authority {
     ) -> Result<Issued, TokenError> {
         let now_s = now.as_second();
         let scopes = endpoint::resolve_scope(&partner.shares, grant.scope)?;
+        let requested_scopes = grant.scope.map(|s| {
+            s.split_ascii_whitespace()
+                .take(64)
+                .map(|s| s.chars().take(128).collect())
+                .collect()
+        });
         let in_scope = partner
             .grant_ends
             .iter()
@@ -385,9 +391,11 @@ impl Authority {
             partner: claims.sub,
             key_id,
             scopes,
+            requested_scopes,
             expires_at,
             issued_token_type,
             amr: claims.amr,
+            idp: claims.idp,
         })
     }
 

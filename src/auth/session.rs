@@ -26,6 +26,10 @@ pub struct Issued {
     pub issued_token_type: Option<&'static str>,
     /// The session's authentication methods.
     pub amr: Vec<String>,
+    /// The identity provider whose token was exchanged (`None`: a client assertion).
+    pub idp: Option<String>,
+    /// The shares the client named in `scope` (`None`: it named none and got all).
+    pub requested_scopes: Option<Vec<String>>,
 }
 
 impl Issued {

@@ -147,6 +147,7 @@ impl DataKeyCache {
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
         let dk = self.service.generate_data_key(key_id, context).await?;
+        crate::audit::trace::data_key(&dk.key_id, "service");
         let key = cache_key(&dk.wrapped, &dk.key_id, context);
         let plain = Arc::new(dk.plaintext.clone());
         let now = Instant::now();
@@ -171,14 +172,17 @@ impl DataKeyCache {
             match entries.map.get(&key).map(|e| &e.slot) {
                 Some(Slot::Ready(plain)) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
+                    crate::audit::trace::data_key(key_id, "cache");
                     return Ok(plain.clone());
                 }
                 Some(Slot::Pending(lookup)) => {
                     self.joined.fetch_add(1, Ordering::Relaxed);
+                    crate::audit::trace::data_key(key_id, "joined");
                     lookup.clone()
                 }
                 None => {
                     self.misses.fetch_add(1, Ordering::Relaxed);
+                    crate::audit::trace::data_key(key_id, "service");
                     let lookup = self.lookup(wrapped, key_id, context);
                     entries.insert(key, Slot::Pending(lookup.clone()), now, self.capacity);
                     lookup

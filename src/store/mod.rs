@@ -16,6 +16,9 @@ use crate::config::StoreConfig;
 
 pub mod fs;
 pub mod s3;
+mod timed;
+
+pub use timed::Timed;
 
 /// A streamed object body. Errors mid-stream mean the transfer must be aborted, not ended.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>> + Send>>;
@@ -215,14 +218,15 @@ pub enum MetadataReplaced {
 }
 
 /// Opens one bucket of a configured store.
+/// Calls through it report their time to the request's audit event ([`Timed`]).
 pub async fn open(store: &StoreConfig, bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    match store {
-        StoreConfig::Fs { root } => Ok(Arc::new(fs::FsStore::open(&root.join(bucket)).await?)),
+    let inner: Arc<dyn ObjectStore> = match store {
+        StoreConfig::Fs { root } => Arc::new(fs::FsStore::open(&root.join(bucket)).await?),
         StoreConfig::S3 {
             region,
             endpoint_url,
             force_path_style,
-        } => Ok(Arc::new(
+        } => Arc::new(
             s3::S3Store::new(
                 region.as_deref(),
                 endpoint_url.as_deref(),
@@ -230,8 +234,9 @@ pub async fn open(store: &StoreConfig, bucket: &str) -> Result<Arc<dyn ObjectSto
                 bucket,
             )
             .await?,
-        )),
-    }
+        ),
+    };
+    Ok(Arc::new(Timed(inner)))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use gatehouse::audit::ocsf;
 use gatehouse::auth::client::{Profile, sign_assertion};
 use rcgen::KeyPair;
 use tempfile::TempDir;
@@ -379,7 +380,8 @@ impl Gateway {
         self.state.config.audit.dir.clone()
     }
 
-    /// Every audit line written so far (waits for the writer to catch up with `at_least`).
+    /// Every audit line written so far (waits for the writer to catch up with `at_least`),
+    /// each checked to be an OCSF event and given in its native view (gatehouse's names).
     pub async fn audit_lines(&self, at_least: u64) -> Vec<serde_json::Value> {
         for _ in 0..500 {
             if self.state.audit.written() >= at_least {
@@ -390,10 +392,22 @@ impl Gateway {
         let mut lines = Vec::new();
         for entry in std::fs::read_dir(self.audit_dir()).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            lines.extend(
-                text.lines()
-                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
-            );
+            lines.extend(text.lines().map(|l| {
+                let v = serde_json::from_str::<serde_json::Value>(l).unwrap();
+                assert!(ocsf::is_ocsf(&v), "not an OCSF event: {l}");
+                ocsf::native(&v)
+            }));
+        }
+        lines
+    }
+
+    /// Every audit line written so far as it is on disk (OCSF events).
+    pub async fn audit_raw_lines(&self, at_least: u64) -> Vec<serde_json::Value> {
+        let _ = self.audit_lines(at_least).await;
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(self.audit_dir()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            lines.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
         }
         lines
     }
@@ -600,6 +614,14 @@ impl Gateway {
 use rustls_pki_types::pem::PemObject;
 
 /// The `<Code>` of an S3 XML error body (empty when there is none).
+/// The `x-amz-request-id` of a response: the `request_id` of its audit event.
+pub fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 pub fn s3_code(body: &str) -> &str {
     let Some(start) = body.find("<Code>").map(|i| i + 6) else {
         return "";
