@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench audit -- --warm-up-time 1 --measurement-time 5`
 //!
+//! - `ocsf_encode_one_event`: turning one request event into its OCSF record (done on the
+//!   request's own task, not on the writer thread).
 //! - `chain_one_line`: splicing the chain fields into one serialised event and hashing it
 //!   (the CPU part the writer thread adds per record).
 //! - `record_then_flush/1000`: 1000 events queued with `record`, then one `flush`: the
@@ -63,10 +65,14 @@ fn bench(c: &mut Criterion) {
         ..AuditConfig::at(dir.path().join("audit"))
     };
     let audit = Audit::open(&cfg).unwrap();
-    let body = serde_json::to_vec(&event(0)).unwrap();
+    let body = gatehouse::audit::ocsf::encode_value(serde_json::to_value(event(0)).unwrap());
 
     let mut g = c.benchmark_group("audit");
     g.throughput(Throughput::Elements(1));
+    g.bench_function("ocsf_encode_one_event", |b| {
+        let ev = event(0);
+        b.iter(|| gatehouse::audit::ocsf::encode_value(serde_json::to_value(&ev).unwrap()));
+    });
     g.bench_function("chain_one_line", |b| {
         let mut head = Head::genesis();
         b.iter(|| head.append(&body, "audit-bench.jsonl"));

@@ -259,8 +259,7 @@ impl Audit {
         start["status"] = status.into();
         start["decision"] = "allow".into();
         start["reason"] = "ok".into();
-        let body = serde_json::to_vec(&start).map_err(|_| Unavailable)?;
-        self.durable(body).await
+        self.durable(ocsf::encode_value(start)).await
     }
 
     /// Uploads: a durable `request_start` record (status 0: not known yet) before the first
@@ -271,8 +270,7 @@ impl Audit {
         start["status"] = 0.into();
         start["decision"] = "allow".into();
         start["reason"] = "ok".into();
-        let body = serde_json::to_vec(&start).map_err(|_| Unavailable)?;
-        self.durable(body).await
+        self.durable(ocsf::encode_value(start)).await
     }
 
     async fn durable(&self, body: Vec<u8>) -> Result<(), Unavailable> {
@@ -308,9 +306,11 @@ impl Audit {
         self.inner.archive_progress.clone()
     }
 
+    /// The event as the OCSF record the writer chains, made on the caller's thread so the
+    /// single writer thread only chains, writes and syncs.
     fn serialise(&self, event: &Event) -> Option<Vec<u8>> {
-        match serde_json::to_vec(event) {
-            Ok(body) => Some(body),
+        match serde_json::to_value(event) {
+            Ok(v) => Some(ocsf::encode_value(v)),
             Err(e) => {
                 tracing::error!(error = %e, "audit event could not be serialised");
                 self.inner.shared.healthy.store(false, Ordering::Release);

@@ -26,8 +26,13 @@ pub const OCSF_VERSION: &str = "1.3.0";
 /// The OCSF line for a native record (a JSON object). The result is one JSON object whose
 /// last member is `unmapped`, an object (possibly empty): the writer splices the chain into it.
 pub fn encode(native: &[u8]) -> Vec<u8> {
-    let n = match serde_json::from_slice::<Value>(native) {
-        Ok(Value::Object(m)) => m,
+    encode_value(serde_json::from_slice(native).unwrap_or(Value::Null))
+}
+
+/// [`encode`] for a record already in memory as a JSON value.
+pub fn encode_value(native: Value) -> Vec<u8> {
+    let n = match native {
+        Value::Object(m) => m,
         _ => {
             let mut m = Map::new();
             m.insert("kind".into(), "unreadable".into());

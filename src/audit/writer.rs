@@ -135,14 +135,14 @@ impl Writer {
         });
         let active = reuse.unwrap_or_else(|| next_name(&names, &today));
         let active_since = first_time(&cfg.dir.join(&active)).unwrap_or(now);
-        let note = serde_json::to_vec(&Opened {
+        let note = super::ocsf::encode(&serde_json::to_vec(&Opened {
             time: now,
             kind: "trail_opened",
             previous_end: found.previous_end,
             discarded_bytes: found.discarded,
             key_id: signer.key_id(),
             version: env!("CARGO_PKG_VERSION"),
-        })?;
+        })?);
         let mut w = Writer {
             cfg: cfg.clone(),
             signer,
@@ -204,9 +204,9 @@ impl Writer {
             }
             let summaries = shared.flood.lock().take(Instant::now(), flush || close);
             for s in summaries {
-                if let Ok(body) = serde_json::to_vec(&s) {
+                if let Ok(native) = serde_json::to_vec(&s) {
                     pending.push_back(Entry {
-                        body,
+                        body: super::ocsf::encode(&native),
                         confirm: None,
                         event: false,
                     });
@@ -279,7 +279,8 @@ impl Writer {
         [retry, checkpoint, window].into_iter().flatten().min()
     }
 
-    /// Writes `bodies` (and whatever checkpoints fall due) as one batch with one sync.
+    /// Writes `bodies` (OCSF records, [`super::ocsf::encode`]) and whatever checkpoints fall
+    /// due as one batch with one sync.
     /// Gives the number of lines written. On error nothing of the batch counts as written.
     pub fn commit(
         &mut self,
@@ -309,7 +310,7 @@ impl Writer {
             self.note.as_deref()
         };
         for body in note.into_iter().chain(bodies.iter().copied()) {
-            buf.extend_from_slice(&head.append(&super::ocsf::encode(body), &self.active));
+            buf.extend_from_slice(&head.append(body, &self.active));
             buf.push(b'\n');
             lines += 1;
             since += 1;

@@ -34,7 +34,8 @@ fn verify(cfg: &AuditConfig, live: bool) -> verify::Report {
     verify::verify(&files, &opts, &mut |_| {}).unwrap()
 }
 
-const REC: &[u8] = br#"{"kind":"request","reason":"ok"}"#;
+/// A record as the writer gets it (already an OCSF event).
+const REC: &[u8] = br#"{"class_uid":6003,"status_detail":"ok","unmapped":{"kind":"request"}}"#;
 
 #[test]
 fn checkpoints_every_n_records_and_after_the_interval() {

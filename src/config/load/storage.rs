@@ -262,6 +262,18 @@ pub fn gateway_paths(config: &Config, source: &Path, partners_dir: &Path) -> Vec
         "the directory of audit.signing_key_file",
         &dir(&config.audit.signing_key_file),
     ));
+    if let Some(fpe) = &config.dlp.fpe_key_file {
+        out.push(Protected::new(
+            "the directory of dlp.fpe_key_file",
+            &dir(fpe),
+        ));
+    }
+    if let crate::config::KeyServiceConfig::Local { file } = &config.keys.service {
+        out.push(Protected::new(
+            "the directory of the local key service's file",
+            &dir(file),
+        ));
+    }
     out.retain(|p| !p.path.as_os_str().is_empty()); // a path already reported as empty
     out
 }

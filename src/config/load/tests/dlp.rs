@@ -212,6 +212,37 @@ fn the_token_secret_file_is_kept_out_of_fs_roots() {
 }
 
 #[test]
+fn the_fpe_key_file_is_kept_out_of_fs_roots() {
+    let f = Fixture::valid();
+    f.write("data/objects/demo/fpe.key", "not a key");
+    let text = format!("{GATEHOUSE}\n[dlp]\nfpe_key_file = \"../data/objects/demo/fpe.key\"\n");
+    f.write("config/gatehouse.toml", &text);
+    let errors = f.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("dlp.fpe_key_file") && e.message.contains("overlaps")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn the_local_key_file_is_kept_out_of_fs_roots() {
+    let f = Fixture::valid();
+    let text = format!(
+        "{GATEHOUSE}\n[key_service]\ntype = \"local\"\nfile = \"../data/objects/demo/kek.json\"\n"
+    );
+    f.write("config/gatehouse.toml", &text);
+    let errors = f.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("local key service") && e.message.contains("overlaps")),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn grants_cannot_reach_the_staging_prefix() {
     let f = Fixture::valid();
     let acme = ACME.replace(
