@@ -14,7 +14,8 @@
 //! | `request`, `request_start`, `refusals_aggregated` | API Activity 6003 (Create, Read, Delete, Other, Unknown) |
 //! | `token` | Authentication 3002 (Logon) |
 //! | `session` | Authentication 3002 (Logoff) |
-//! | `admin` | User Access Management 3005 (Revoke Privileges) |
+//! | `admin` (revocations) | User Access Management 3005 (Revoke Privileges) |
+//! | `admin` (config reloads) | Entity Management 3004 (Update) |
 //! | `alert` | Detection Finding 2004 (Create) |
 //! | `trail_opened`, `checkpoint` | Event Log Activity 1008 (Start, Rotate, Stop, Other) |
 
@@ -127,6 +128,12 @@ fn to_ocsf(mut n: Map<String, Value>) -> (Map<String, Value>, Map<String, Value>
         .unwrap_or("")
         .to_string();
     let mut e = Map::new();
+    let reason = n.get("reason").and_then(Value::as_str).unwrap_or("");
+    let kind = match kind.as_str() {
+        // Reloads are changes to the gateway's configuration, not to anyone's access.
+        "admin" if reason.starts_with("config_") => "admin_config".to_string(),
+        _ => kind,
+    };
     let (class_uid, class_name, category_uid, category_name) = class_of(&kind);
     e.insert("class_uid".into(), class_uid.into());
     e.insert("class_name".into(), class_name.into());
@@ -178,7 +185,7 @@ fn to_ocsf(mut n: Map<String, Value>) -> (Map<String, Value>, Map<String, Value>
     }
     let http = matches!(
         kind.as_str(),
-        "request" | "request_start" | "token" | "admin"
+        "request" | "request_start" | "token" | "admin" | "admin_config"
     );
     if http {
         http_fields(&mut e, &mut n);
@@ -187,8 +194,30 @@ fn to_ocsf(mut n: Map<String, Value>) -> (Map<String, Value>, Map<String, Value>
         API_ACTIVITY => api_activity(&mut e, &mut n),
         AUTHENTICATION => authentication(&mut e, &mut n),
         USER_ACCESS => {
-            let actor = actor(&mut n);
-            e.insert("actor".into(), actor);
+            // The partner (or session) whose access was taken away, by the operator.
+            let user = match n.remove("partner") {
+                Some(p) => partner_user(p),
+                None => json!({}),
+            };
+            e.insert("user".into(), user);
+            e.insert("privileges".into(), json!(["share access"]));
+            if let Some(sid) = n.remove("session_id") {
+                e.insert("session".into(), json!({ "uid": sid }));
+            }
+            e.insert(
+                "actor".into(),
+                json!({"user": {"type_id": 2, "type": "Admin"}}),
+            );
+        }
+        ENTITY_MANAGEMENT => {
+            e.insert(
+                "entity".into(),
+                json!({"type": "configuration", "name": "gatehouse"}),
+            );
+            e.insert(
+                "actor".into(),
+                json!({"user": {"type_id": 2, "type": "Admin"}}),
+            );
         }
         DETECTION_FINDING => finding(&mut e, &mut n),
         _ => {}
@@ -199,6 +228,7 @@ fn to_ocsf(mut n: Map<String, Value>) -> (Map<String, Value>, Map<String, Value>
 const API_ACTIVITY: u64 = 6003;
 const AUTHENTICATION: u64 = 3002;
 const USER_ACCESS: u64 = 3005;
+const ENTITY_MANAGEMENT: u64 = 3004;
 const DETECTION_FINDING: u64 = 2004;
 const EVENT_LOG: u64 = 1008;
 
@@ -216,6 +246,12 @@ fn class_of(kind: &str) -> (u64, &'static str, u64, &'static str) {
         "admin" => (
             USER_ACCESS,
             "User Access Management",
+            3,
+            "Identity & Access Management",
+        ),
+        "admin_config" => (
+            ENTITY_MANAGEMENT,
+            "Entity Management",
             3,
             "Identity & Access Management",
         ),
@@ -239,6 +275,7 @@ fn activity_of(kind: &str, n: &Map<String, Value>) -> (u64, &'static str) {
         "token" => (1, "Logon"),
         "session" => (2, "Logoff"),
         "admin" => (2, "Revoke Privileges"),
+        "admin_config" => (3, "Update"),
         "alert" => (1, "Create"),
         "trail_opened" => (6, "Start"),
         "checkpoint" => match n
@@ -553,6 +590,11 @@ mod tests {
                 1,
             ),
             (
+                r#"{"time":"2026-01-01T01:00:00Z","kind":"admin","request_id":"c","client_ip":"admin","method":"POST","path":"/reload","status":422,"decision":"deny","reason":"config_rejected"}"#,
+                300403,
+                2,
+            ),
+            (
                 r#"{"time":"2026-01-01T01:00:00Z","kind":"alert","request_id":"r9","partner":"p","client_ip":"10.0.0.1","method":"ALERT","path":"5 denials in 60 s","status":403,"decision":"deny","reason":"denial_burst"}"#,
                 200401,
                 2,
@@ -598,10 +640,12 @@ mod tests {
         let admin = enc(cases[4].0);
         assert!(admin.get("src_endpoint").is_none());
         assert_eq!(admin["unmapped"]["client_ip"], "admin");
-        let alert = enc(cases[5].0);
+        assert_eq!(admin["privileges"][0], "share access");
+        assert_eq!(admin["session"]["uid"], "s_2");
+        let alert = enc(cases[6].0);
         assert_eq!(alert["finding_info"]["types"][0], "denial_burst");
         assert_eq!(alert["message"], "5 denials in 60 s");
-        let agg = enc(cases[6].0);
+        let agg = enc(cases[7].0);
         assert_eq!(agg["count"], 9);
         assert_eq!(agg["start_time"], 1_767_225_600_000_i64);
         assert!(agg.get("src_endpoint").is_none(), "`*` is no address");
