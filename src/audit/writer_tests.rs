@@ -219,6 +219,66 @@ fn a_half_written_batch_is_cut_back_before_the_retry() {
     assert_eq!(report.records, 3);
 }
 
+/// A trail written before records were OCSF (flat lines, `chain` and `sig` at the top) is
+/// continued with OCSF lines, and the whole verifies: the old shutdown checkpoint's signature
+/// and the chain across both forms.
+#[test]
+fn a_trail_of_the_older_flat_format_is_continued_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    std::fs::create_dir_all(&c.dir).unwrap();
+    let signer = Signer::open_or_create(&c.signing_key_file, &c.public_key_file).unwrap();
+    let name = "audit-2026-03-01.jsonl";
+    let flat = |seq: u64, prev: &[u8; 32], body: &str| {
+        format!(
+            "{},\"chain\":{{\"seq\":{seq},\"prev\":\"{}\"}}}}",
+            &body[..body.len() - 1],
+            chain::hex(prev)
+        )
+    };
+    let one = flat(
+        1,
+        &chain::GENESIS,
+        r#"{"time":"2026-03-01T09:00:00Z","kind":"request","partner":"acme","decision":"allow","reason":"ok"}"#,
+    );
+    let unsigned = flat(
+        2,
+        &chain::line_hash(one.as_bytes()),
+        &format!(
+            r#"{{"time":"2026-03-01T09:00:01Z","kind":"checkpoint","checkpoint":{{"reason":"shutdown","records":1,"key_id":"{}","alg":"Ed25519"}}}}"#,
+            signer.key_id()
+        ),
+    );
+    let sig = signer.sign(unsigned.as_bytes());
+    let two = format!("{},\"sig\":\"{sig}\"}}", &unsigned[..unsigned.len() - 1]);
+    std::fs::write(c.dir.join(name), format!("{one}\n{two}\n")).unwrap();
+    assert!(
+        verify(&c, false).holds(),
+        "the flat trail verifies as it is"
+    );
+
+    let mut w = Writer::start(&c, at(0)).unwrap();
+    let t = w.last_checkpoint;
+    w.commit(&[REC], at(0), t, true).unwrap();
+    let lines = read(&c, name);
+    assert_eq!(lines[2]["kind"], "trail_opened");
+    assert_eq!(
+        lines[2]["previous_end"], "shutdown",
+        "the flat shutdown checkpoint is seen"
+    );
+    assert_eq!(lines[2]["chain"]["seq"], 3);
+    let raw = std::fs::read_to_string(c.dir.join(name)).unwrap();
+    assert!(
+        raw.lines()
+            .skip(2)
+            .all(|l| l.contains("\"class_uid\":") && l.ends_with("}}")),
+        "new lines are OCSF: {raw}"
+    );
+    let report = verify(&c, false);
+    assert!(report.holds(), "{:?}", report.problem);
+    assert_eq!((report.checkpoints, report.records), (2, 3));
+}
+
 #[test]
 fn a_file_without_a_chain_starts_a_new_file_linked_to_it() {
     let dir = tempfile::tempdir().unwrap();
