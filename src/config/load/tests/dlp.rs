@@ -197,49 +197,34 @@ CREDIT_CARD = {{ action = "mask", keep_last = 6 }}
     );
 }
 
+/// Key material the gateway reads must never be reachable through a share.
 #[test]
-fn the_token_secret_file_is_kept_out_of_fs_roots() {
-    let f = Fixture::valid();
-    let text = format!("{GATEHOUSE}\n[dlp]\ntoken_secret_file = \"../data/objects/demo/secret\"\n");
-    f.write("config/gatehouse.toml", &text);
-    let errors = f.errors();
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.message.contains("dlp.token_secret_file")),
-        "{errors:?}"
-    );
-}
-
-#[test]
-fn the_fpe_key_file_is_kept_out_of_fs_roots() {
-    let f = Fixture::valid();
-    f.write("data/objects/demo/fpe.key", "not a key");
-    let text = format!("{GATEHOUSE}\n[dlp]\nfpe_key_file = \"../data/objects/demo/fpe.key\"\n");
-    f.write("config/gatehouse.toml", &text);
-    let errors = f.errors();
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.message.contains("dlp.fpe_key_file") && e.message.contains("overlaps")),
-        "{errors:?}"
-    );
-}
-
-#[test]
-fn the_local_key_file_is_kept_out_of_fs_roots() {
-    let f = Fixture::valid();
-    let text = format!(
-        "{GATEHOUSE}\n[key_service]\ntype = \"local\"\nfile = \"../data/objects/demo/kek.json\"\n"
-    );
-    f.write("config/gatehouse.toml", &text);
-    let errors = f.errors();
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.message.contains("local key service") && e.message.contains("overlaps")),
-        "{errors:?}"
-    );
+fn key_files_are_kept_out_of_fs_roots() {
+    for (table, named) in [
+        (
+            "[dlp]\ntoken_secret_file = \"../data/objects/demo/secret\"",
+            "dlp.token_secret_file",
+        ),
+        (
+            "[dlp]\nfpe_key_file = \"../data/objects/demo/fpe.key\"",
+            "dlp.fpe_key_file",
+        ),
+        (
+            "[key_service]\ntype = \"local\"\nfile = \"../data/objects/demo/kek.json\"",
+            "local key service",
+        ),
+    ] {
+        let f = Fixture::valid();
+        f.write("data/objects/demo/fpe.key", "not a key");
+        f.write("config/gatehouse.toml", &format!("{GATEHOUSE}\n{table}\n"));
+        let errors = f.errors();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains(named) && e.message.contains("overlaps")),
+            "{named}: {errors:?}"
+        );
+    }
 }
 
 #[test]
