@@ -370,8 +370,21 @@ fn replace(
     false
 }
 
+/// Bytes a mask replaces: all but ASCII punctuation, whitespace and control bytes.
+const MASKABLE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = !(b.is_ascii_punctuation() || b.is_ascii_whitespace() || b.is_ascii_control());
+        i += 1;
+    }
+    table
+};
+
+#[inline]
 fn maskable(b: u8) -> bool {
-    !(b.is_ascii_punctuation() || b.is_ascii_whitespace() || b.is_ascii_control())
+    MASKABLE[usize::from(b)]
 }
 
 /// How each byte of `value` is masked: `0` kept (punctuation, whitespace), `1` masked unless
@@ -398,21 +411,21 @@ fn mask_classes(value: &[u8], json: bool) -> impl Iterator<Item = u8> + '_ {
 
 fn mask(value: &[u8], with: u8, keep_last: usize, json: bool, out: &mut BytesMut) {
     let total = mask_classes(value, json).filter(|&c| c == 1).count();
-    let masked = total.saturating_sub(keep_last);
-    let mut seen = 0;
-    out.extend(
-        value
-            .iter()
-            .zip(mask_classes(value, json))
-            .map(|(&b, class)| match class {
-                0 => b,
-                2 => with,
-                _ => {
-                    seen += 1;
-                    if seen <= masked { with } else { b }
-                }
-            }),
-    );
+    // The first `masked` maskable bytes are masked, the last `keep_last` kept.
+    let mut masked = total.saturating_sub(keep_last);
+    let at = out.len();
+    out.extend_from_slice(value);
+    for (b, class) in out[at..].iter_mut().zip(mask_classes(value, json)) {
+        match class {
+            0 => {}
+            2 => *b = with,
+            _ if masked > 0 => {
+                masked -= 1;
+                *b = with;
+            }
+            _ => {}
+        }
+    }
 }
 
 fn keyed(key: Option<&hmac::Key>, domain: &[u8], value: &[u8]) -> [u8; 32] {

@@ -5,14 +5,16 @@
 //! and compiled with size limits into regex-automata's linear-time engines. `compile_regex`
 //! fails with a one-line reason (syntax, can match empty, unbounded, too big).
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use regex_automata::dfa::{StartKind, dense};
+use regex_automata::dfa::{StartKind, dense, onepass};
 use regex_automata::meta;
-use regex_automata::nfa::thompson;
+use regex_automata::nfa::thompson::{self, backtrack};
 use regex_automata::util::captures::Captures;
+use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
-use regex_automata::{MatchKind, PatternID};
+use regex_automata::{Anchored, Input, Match, MatchKind, PatternID};
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::validate::Validator;
@@ -23,6 +25,8 @@ pub const MAX_MATCH_LEN: usize = 64 * 1024;
 pub const MAX_CONTEXT_WINDOW: usize = 4096;
 /// Compiled NFA size limit per regex (the `regex` crate's default is 10 MiB).
 const NFA_SIZE_LIMIT: usize = 4 << 20;
+/// Size limit of a `value` group's one-pass DFA (the meta regex's default).
+const ONEPASS_LIMIT: usize = 1 << 20;
 /// Lazy DFA cache per regex and scanner.
 const HYBRID_CACHE: usize = 2 << 20;
 /// The capture group whose span is the finding, when a regex has it.
@@ -52,8 +56,9 @@ pub struct Detector {
     pub description: Option<String>,
     pub pattern: String,
     pub(crate) regex: meta::Regex,
-    /// Index of the regex's `value` group (the finding is that group, not the whole match).
-    pub(crate) value_group: Option<usize>,
+    /// Resolves the regex's `value` group, when it has one (the finding is that group, not the
+    /// whole match).
+    pub(crate) value: Option<Arc<ValueGroup>>,
     /// Lowercased; a match needs one within `context_window` of it (or inside it).
     pub keywords: Vec<String>,
     pub validator: Option<Validator>,
@@ -83,16 +88,129 @@ impl Detector {
         self.allow.iter().any(|a| a == value)
     }
 
-    pub(crate) fn create_captures(&self) -> Option<Captures> {
-        self.value_group.map(|_| self.regex.create_captures())
+    /// The leftmost-first match in `span` of `hay` (anchored at its start when `anchored`).
+    pub(crate) fn find(
+        &self,
+        scratch: &mut Scratch,
+        hay: &[u8],
+        span: Range<usize>,
+        anchored: bool,
+    ) -> Option<Match> {
+        let anchored = if anchored {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
+        let input = Input::new(hay).span(span).anchored(anchored);
+        let cache = scratch
+            .meta
+            .get_or_insert_with(|| self.regex.create_cache());
+        self.regex.search_with(cache, &input)
     }
+
+    /// The bounds of the `value` group in the match that spans exactly `span` of `hay`;
+    /// `None` when the regex has no such group or it did not take part (the finding is then the
+    /// whole match).
+    pub(crate) fn value_bounds(
+        &self,
+        scratch: &mut Scratch,
+        hay: &[u8],
+        span: Range<usize>,
+    ) -> Option<(usize, usize)> {
+        let v = self.value.as_deref()?;
+        let len = span.len();
+        let input = Input::new(hay).span(span).anchored(Anchored::Yes);
+        let slots = &mut scratch.slots;
+        slots.clear();
+        slots.resize(2 * v.group + 2, None);
+        let ok = match &v.engine {
+            ValueEngine::OnePass(dfa) => {
+                let cache = scratch.onepass.get_or_insert_with(|| dfa.create_cache());
+                dfa.try_search_slots(cache, &input, slots).is_ok()
+            }
+            ValueEngine::Backtrack(bt) if len <= bt.max_haystack_len() => {
+                let cache = scratch.backtrack.get_or_insert_with(|| bt.create_cache());
+                bt.try_search_slots(cache, &input, slots).is_ok()
+            }
+            ValueEngine::Backtrack(_) => false,
+        };
+        if !ok {
+            // Longer than the backtracker's bitset allows: the meta regex (its PikeVM).
+            let cache = scratch
+                .meta
+                .get_or_insert_with(|| self.regex.create_cache());
+            let caps = scratch
+                .meta_caps
+                .get_or_insert_with(|| self.regex.create_captures());
+            self.regex.search_captures_with(cache, &input, caps);
+            let g = caps.get_group(v.group)?;
+            return Some((g.start, g.end));
+        }
+        Some((slots[2 * v.group]?.get(), slots[2 * v.group + 1]?.get()))
+    }
+}
+
+/// The engine that finds the `value` group inside a known match, over the same NFA semantics
+/// (leftmost-first) as the detector's regex: a one-pass DFA when the regex is one-pass, else a
+/// bounded backtracker (linear in the match: it visits each state and position once).
+#[derive(Debug)]
+pub(crate) struct ValueGroup {
+    engine: ValueEngine,
+    group: usize,
+}
+
+#[derive(Debug)]
+enum ValueEngine {
+    OnePass(Box<onepass::DFA>),
+    Backtrack(backtrack::BoundedBacktracker),
+}
+
+impl ValueGroup {
+    fn compile(hir: &Hir) -> Result<Option<ValueGroup>, String> {
+        if !has_group(hir, VALUE_GROUP) {
+            return Ok(None);
+        }
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+                    .which_captures(thompson::WhichCaptures::All),
+            )
+            .build_from_hir(hir)
+            .map_err(|e| format!("regex does not compile within the size limits: {e}"))?;
+        let Some(group) = nfa.group_info().to_index(PatternID::ZERO, VALUE_GROUP) else {
+            return Ok(None);
+        };
+        let onepass = onepass::Builder::new()
+            .configure(onepass::Config::new().size_limit(Some(ONEPASS_LIMIT)))
+            .build_from_nfa(nfa.clone());
+        let engine = match onepass {
+            Ok(dfa) => ValueEngine::OnePass(Box::new(dfa)),
+            Err(_) => ValueEngine::Backtrack(
+                backtrack::BoundedBacktracker::new_from_nfa(nfa)
+                    .map_err(|e| format!("regex does not compile: {e}"))?,
+            ),
+        };
+        Ok(Some(ValueGroup { engine, group }))
+    }
+}
+
+/// One scanner's scratch space for one detector's engines, each created on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    meta: Option<meta::Cache>,
+    onepass: Option<onepass::Cache>,
+    backtrack: Option<backtrack::Cache>,
+    meta_caps: Option<Captures>,
+    slots: Vec<Option<NonMaxUsize>>,
 }
 
 /// A regex compiled for detection, with what the engine needs to know about it.
 pub(crate) struct CompiledRegex {
     pub regex: meta::Regex,
     pub hir: Arc<Hir>,
-    pub value_group: Option<usize>,
+    pub value: Option<Arc<ValueGroup>>,
 }
 
 fn syntax_config() -> syntax::Config {
@@ -155,11 +273,11 @@ pub(crate) fn compile_regex(pattern: &str) -> Result<CompiledRegex, String> {
         .syntax(syntax_config())
         .build_from_hir(&hir)
         .map_err(|e| format!("regex does not compile within the size limits: {e}"))?;
-    let value_group = regex.group_info().to_index(PatternID::ZERO, VALUE_GROUP);
+    let value = ValueGroup::compile(&hir)?.map(Arc::new);
     Ok(CompiledRegex {
         regex,
         hir: Arc::new(hir),
-        value_group,
+        value,
     })
 }
 
@@ -222,10 +340,8 @@ mod tests {
 
     #[test]
     fn value_groups_are_found() {
-        assert_eq!(compile_regex(r"(?i)ab").unwrap().value_group, None);
-        assert_eq!(
-            compile_regex(r"(k)=(?P<value>\d{2})").unwrap().value_group,
-            Some(2)
-        );
+        let group = |re| compile_regex(re).unwrap().value.map(|v| v.group);
+        assert_eq!(group(r"(?i)ab"), None);
+        assert_eq!(group(r"(k)=(?P<value>\d{2})"), Some(2));
     }
 }

@@ -19,11 +19,9 @@ use std::sync::Arc;
 use aho_corasick::MatchKind;
 use parking_lot::Mutex;
 use regex_automata::dfa::dense;
-use regex_automata::meta;
-use regex_automata::util::captures::Captures;
 
 use super::action::{Action, Keys, Profile};
-use super::detector::Detector;
+use super::detector::{Detector, Scratch};
 use super::format::{CsvOptions, FieldPath, FieldTarget, Format, FormatHint, OnUnscannable};
 use super::fpe::Ff1;
 use super::pattern::{Pack, PatternError};
@@ -129,8 +127,8 @@ pub struct Engine {
     pool: Mutex<Vec<CacheSet>>,
 }
 
-/// One scanner's regex caches (created on first use) and capture slots, per detector.
-type CacheSet = (Vec<Option<meta::Cache>>, Vec<Option<Captures>>);
+/// One scanner's regex scratch space, per detector.
+type CacheSet = Vec<Scratch>;
 
 /// Cache sets kept for reuse; more concurrent scanners than this create fresh ones.
 const POOL: usize = 64;
@@ -271,6 +269,17 @@ impl Engine {
         }
     }
 
+    /// Per target, its rank among all targets ordered by priority (highest first), then index.
+    pub(crate) fn tie_ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.targets() as u32).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(self.target(i).priority), i));
+        let mut rank = vec![0; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        rank
+    }
+
     /// Number of targets: detectors, then rules.
     pub(crate) fn targets(&self) -> usize {
         self.slots.len() + self.rules.len()
@@ -299,21 +308,16 @@ impl Engine {
     }
 
     pub(crate) fn take_caches(&self) -> CacheSet {
-        self.pool.lock().pop().unwrap_or_else(|| {
-            let caches = self.slots.iter().map(|_| None).collect();
-            let caps = self.slots.iter().map(|s| s.det.create_captures()).collect();
-            (caches, caps)
-        })
+        self.pool
+            .lock()
+            .pop()
+            .unwrap_or_else(|| self.slots.iter().map(|_| Scratch::default()).collect())
     }
 
-    pub(crate) fn return_caches(
-        &self,
-        caches: Vec<Option<meta::Cache>>,
-        caps: Vec<Option<Captures>>,
-    ) {
+    pub(crate) fn return_caches(&self, caches: CacheSet) {
         let mut pool = self.pool.lock();
         if pool.len() < POOL && caches.len() == self.slots.len() {
-            pool.push((caches, caps));
+            pool.push(caches);
         }
     }
 

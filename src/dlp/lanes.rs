@@ -24,7 +24,7 @@ pub(crate) trait LaneDfa {
     /// A cheap test that is true for every match state.
     fn is_special(&self, s: Self::State) -> bool;
     /// Calls `f` with each pattern that matches in `s`.
-    fn matches(&self, s: Self::State, f: &mut dyn FnMut(u32));
+    fn matches(&self, s: Self::State, f: impl FnMut(u32));
     /// The state after the end of the input (look-ahead at the end).
     fn eoi(&self, s: Self::State) -> Self::State;
 }
@@ -43,7 +43,7 @@ impl LaneDfa for aho_corasick::dfa::DFA {
     fn is_special(&self, s: Self::State) -> bool {
         aho_corasick::automaton::Automaton::is_special(self, s)
     }
-    fn matches(&self, s: Self::State, f: &mut dyn FnMut(u32)) {
+    fn matches(&self, s: Self::State, mut f: impl FnMut(u32)) {
         if self.is_match(s) {
             for i in 0..self.match_len(s) {
                 f(self.match_pattern(s, i).as_u32());
@@ -73,7 +73,7 @@ impl LaneDfa for regex_automata::dfa::dense::DFA<Vec<u32>> {
     fn is_special(&self, s: Self::State) -> bool {
         self.is_special_state(s)
     }
-    fn matches(&self, s: Self::State, f: &mut dyn FnMut(u32)) {
+    fn matches(&self, s: Self::State, mut f: impl FnMut(u32)) {
         if self.is_match_state(s) {
             for i in 0..self.match_len(s) {
                 f(self.match_pattern(s, i).as_u32());
@@ -97,7 +97,7 @@ fn record<D: LaneDfa>(
 ) {
     for (k, s) in states.into_iter().enumerate() {
         let at = starts[k] + i;
-        dfa.matches(s, &mut |p| lanes[k].push((at, p)));
+        dfa.matches(s, |p| lanes[k].push((at, p)));
     }
 }
 
@@ -155,7 +155,7 @@ pub(crate) fn scan<D: LaneDfa>(
         for (i, &b) in hay[from + LANES * seg..to].iter().enumerate() {
             s = dfa.next(s, b);
             if dfa.is_special(s) {
-                dfa.matches(s, &mut |p| out.push((from + LANES * seg + i, p)));
+                dfa.matches(s, |p| out.push((from + LANES * seg + i, p)));
             }
         }
         s
@@ -164,13 +164,13 @@ pub(crate) fn scan<D: LaneDfa>(
         for (i, &b) in hay[from..to].iter().enumerate() {
             s = dfa.next(s, b);
             if dfa.is_special(s) {
-                dfa.matches(s, &mut |p| out.push((from + i, p)));
+                dfa.matches(s, |p| out.push((from + i, p)));
             }
         }
         s
     };
     if eoi {
-        dfa.matches(dfa.eoi(last), &mut |p| out.push((to, p)));
+        dfa.matches(dfa.eoi(last), |p| out.push((to, p)));
     }
 }
 

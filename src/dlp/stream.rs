@@ -25,10 +25,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use regex_automata::meta;
-use regex_automata::util::captures::Captures;
 
 use super::action::{Action, Shape, apply};
+use super::detector::Scratch;
 use super::engine::{Engine, Trigger};
 use super::format::{Format, OnUnscannable, Sniffed, Unscannable, sniff};
 
@@ -129,6 +128,9 @@ pub struct Scanner {
     pending: Vec<Candidate>,
     /// Scratch for the candidates being decided, in order.
     decided: Vec<Candidate>,
+    /// Per target: its place when findings of the same span tie (higher priority, then pack
+    /// order, first).
+    rank: Vec<u32>,
     /// End of the last chosen finding; candidates starting before it lose.
     covered_until: u64,
     /// Every candidate starting before this is decided (and output emitted up to here).
@@ -143,10 +145,9 @@ pub struct Scanner {
     blocked: bool,
     bytes_out: u64,
     finished: bool,
-    /// Regex caches, borrowed from the engine's pool and given back on drop: the lazy DFAs
-    /// they hold stay warm from one stream to the next.
-    caches: Vec<Option<meta::Cache>>,
-    caps: Vec<Option<Captures>>,
+    /// Regex scratch per detector, borrowed from the engine's pool and given back on drop:
+    /// the lazy DFAs it holds stay warm from one stream to the next.
+    scratch: Vec<Scratch>,
     /// Object bodies: `Some(declared format)` until the first bytes are sniffed.
     sniff: Option<Option<Format>>,
     format: Option<Format>,
@@ -158,9 +159,8 @@ pub struct Scanner {
 
 impl Drop for Scanner {
     fn drop(&mut self) {
-        let caches = std::mem::take(&mut self.caches);
-        let caps = std::mem::take(&mut self.caps);
-        self.engine.return_caches(caches, caps);
+        let scratch = std::mem::take(&mut self.scratch);
+        self.engine.return_caches(scratch);
     }
 }
 
@@ -172,11 +172,10 @@ impl Scanner {
         sniff: Option<Option<Format>>,
     ) -> Scanner {
         let n = engine.slots.len();
-        let (caches, caps) = engine.take_caches();
+        let scratch = engine.take_caches();
         let everywhere = |s: &super::engine::Slot| s.trigger == Trigger::Everywhere;
         Scanner {
-            caches,
-            caps,
+            scratch,
             mode,
             buf: Vec::new(),
             base: 0,
@@ -192,6 +191,7 @@ impl Scanner {
             events: Vec::new(),
             pending: Vec::new(),
             decided: Vec::new(),
+            rank: engine.tie_ranks(),
             covered_until: 0,
             frontier: 0,
             input: VecDeque::new(),
@@ -348,19 +348,14 @@ impl Scanner {
 
     /// Resolves the candidates starting before `frontier` and emits output up to it.
     fn decide(&mut self, frontier: u64, out: &mut Vec<Bytes>) {
-        let engine = Arc::clone(&self.engine);
-        let prio = |c: &Candidate| engine.target(c.slot).priority;
-        // Only the candidates decided now are ordered; later ones wait unsorted. Ties (rare)
-        // look up priorities lazily.
+        // Only the candidates decided now are ordered; later ones wait unsorted.
         let mut decided = std::mem::take(&mut self.decided);
         decided.extend(self.pending.extract_if(.., |c| c.start < frontier));
-        decided.sort_unstable_by(|a, b| {
-            a.start
-                .cmp(&b.start)
-                .then_with(|| (b.end - b.start).cmp(&(a.end - a.start)))
-                .then_with(|| a.context.cmp(&b.context))
-                .then_with(|| prio(b).cmp(&prio(a)))
-                .then_with(|| a.slot.cmp(&b.slot))
+        let rank = &self.rank;
+        // Stable: each detector's candidates arrive as a sorted run, which a merge sort uses.
+        decided.sort_by_key(|c| {
+            let len = std::cmp::Reverse(c.end - c.start);
+            (c.start, len, c.context, rank[c.slot as usize])
         });
         for c in decided.drain(..) {
             if c.start < self.covered_until {

@@ -2,8 +2,8 @@
 //!
 //! Takes the matched bytes (the `value` group when the detector has one); gives `true` when the
 //! value is plausible. Parsing a validator name from a pattern file fails with a message that
-//! lists the known names. Validators never allocate on the hot path except `ipv4` / `ipv6`,
-//! which parse through `std::net`.
+//! lists the known names. Validators never allocate; `ipv6` parses through `std::net`, `ipv4`
+//! accepts exactly what `std::net::Ipv4Addr` parses (tested against it).
 
 use std::fmt;
 use std::str::FromStr;
@@ -97,7 +97,7 @@ impl Validator {
             Validator::Ssn => ssn(value),
             Validator::Aba => aba(value),
             Validator::Entropy(min) => entropy(value) >= *min,
-            Validator::Ipv4 => parse_ip::<std::net::Ipv4Addr>(value).is_some(),
+            Validator::Ipv4 => ipv4(value),
             Validator::Ipv6 => {
                 value.iter().any(u8::is_ascii_digit)
                     && parse_ip::<std::net::Ipv6Addr>(value).is_some_and(|a| !a.is_unspecified())
@@ -269,6 +269,33 @@ pub fn entropy(value: &[u8]) -> f64 {
         .sum()
 }
 
+/// What `std::net::Ipv4Addr` parses, without its UTF-8 check and generic parser: four decimal
+/// octets separated by dots, each at most 255, none with a leading zero (`0` alone is fine).
+fn ipv4(value: &[u8]) -> bool {
+    let mut parts = value.split(|&b| b == b'.');
+    for _ in 0..4 {
+        let Some(part) = parts.next() else {
+            return false;
+        };
+        let (Some(&first), mut n) = (part.first(), 0u32) else {
+            return false;
+        };
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return false;
+            }
+            n = n * 10 + u32::from(b - b'0');
+            if n > 255 {
+                return false;
+            }
+        }
+        if first == b'0' && part.len() > 1 {
+            return false;
+        }
+    }
+    parts.next().is_none()
+}
+
 fn parse_ip<T: FromStr>(value: &[u8]) -> Option<T> {
     std::str::from_utf8(value).ok()?.parse().ok()
 }
@@ -319,6 +346,50 @@ mod tests {
         );
         assert!(v("digits 8..15").check(b"+1 (415) 555-2671"));
         assert!(!v("digits 8..15").check(b"+1 234"));
+    }
+
+    #[test]
+    fn ipv4_accepts_exactly_what_std_parses() {
+        let std = |v: &[u8]| parse_ip::<std::net::Ipv4Addr>(v).is_some();
+        // Every octet spelling of up to four digits, in every position.
+        for n in 0..10_000u32 {
+            for width in 1..=4 {
+                let octet = format!("{n:0width$}");
+                if octet.len() != width {
+                    continue;
+                }
+                for at in 0..4 {
+                    let mut parts = ["1", "22", "0", "255"];
+                    parts[at] = &octet;
+                    let v = parts.join(".");
+                    assert_eq!(ipv4(v.as_bytes()), std(v.as_bytes()), "{v}");
+                }
+            }
+        }
+        // Random strings over digits, dots and other bytes.
+        let alphabet = b"0123456789..+- a\xff";
+        let mut x: u64 = 1;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 18) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|i| alphabet[((x >> (3 * i + 5)) as usize) % alphabet.len()])
+                .collect();
+            assert_eq!(ipv4(&v), std(&v), "{:?}", String::from_utf8_lossy(&v));
+        }
+        for v in [
+            "1.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "",
+            ".1.2.3",
+            "00.0.0.0",
+            "1.2.3.04",
+        ] {
+            assert_eq!(ipv4(v.as_bytes()), std(v.as_bytes()), "{v}");
+        }
     }
 
     #[test]

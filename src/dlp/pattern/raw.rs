@@ -187,7 +187,7 @@ pub(super) fn build(
         description: raw.description,
         pattern: raw.regex.into_inner(),
         regex: compiled.regex,
-        value_group: compiled.value_group,
+        value: compiled.value,
         keywords,
         validator,
         context,

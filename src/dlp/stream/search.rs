@@ -14,8 +14,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use regex_automata::{Anchored, Input};
-
 use super::super::action::Shape;
 use super::super::lanes;
 use super::{Candidate, Hit, Scanner};
@@ -59,9 +57,16 @@ impl Scanner {
             let end = self.base + i as u64 + 1;
             let w = &engine.words[word as usize];
             let start = end - w.len as u64;
-            self.hits.push_back(Hit { start, end, word });
+            let hit = Hit { start, end, word };
+            // A context word with a letter beside it never counts (`tel` in `hotel`), so it
+            // opens no windows; one whose next byte has not arrived yet does.
+            let joined = self.letter(start.wrapping_sub(1)) || self.letter(end);
+            self.hits.push_back(hit);
             for &slot in &w.triggers {
                 let det = &engine.slots[slot as usize].det;
+                if joined && det.keywords.is_empty() {
+                    continue;
+                }
                 let lo = end.saturating_sub((det.max_len + det.context_window) as u64);
                 open(
                     &mut self.triggers[slot as usize],
@@ -136,9 +141,8 @@ impl Scanner {
         let mut pos = start;
         while pos <= last {
             let span_end = (last + det.max_len as u64).min(avail);
-            let input = Input::new(&self.buf).span(self.rel(pos)..self.rel(span_end));
-            let cache = self.caches[i].get_or_insert_with(|| det.regex.create_cache());
-            let Some(m) = det.regex.search_with(cache, &input) else {
+            let span = self.rel(pos)..self.rel(span_end);
+            let Some(m) = det.find(&mut self.scratch[i], &self.buf, span, false) else {
                 pos = last + 1;
                 break;
             };
@@ -163,25 +167,15 @@ impl Scanner {
         let me = match found {
             Some((end, span_end)) if end - s <= det.max_len as u64 && span_end >= canon_end => end,
             _ => {
-                let input = Input::new(&self.buf)
-                    .span(self.rel(s)..self.rel(canon_end))
-                    .anchored(Anchored::Yes);
-                let cache = self.caches[i].get_or_insert_with(|| det.regex.create_cache());
-                self.base + det.regex.search_with(cache, &input)?.end() as u64
+                let span = self.rel(s)..self.rel(canon_end);
+                let m = det.find(&mut self.scratch[i], &self.buf, span, true)?;
+                self.base + m.end() as u64
             }
         };
         let span = self.rel(s)..self.rel(me);
-        let (fs, fe) = match self.caps[i].as_mut() {
+        let (fs, fe) = match det.value_bounds(&mut self.scratch[i], &self.buf, span) {
+            Some((vs, ve)) => (self.base + vs as u64, self.base + ve as u64),
             None => (s, me),
-            Some(caps) => {
-                let input = Input::new(&self.buf).span(span).anchored(Anchored::Yes);
-                let cache = self.caches[i].get_or_insert_with(|| det.regex.create_cache());
-                det.regex.search_captures_with(cache, &input, caps);
-                match det.value_group.and_then(|g| caps.get_group(g)) {
-                    Some(g) => (self.base + g.start as u64, self.base + g.end as u64),
-                    None => (s, me),
-                }
-            }
         };
         if fe <= fs {
             return None;
@@ -243,9 +237,11 @@ impl Scanner {
 
     /// Whether a context word stands alone: no ASCII letter right before or after it.
     fn standalone(&self, h: &Hit) -> bool {
-        let letter = |abs: u64| {
-            abs >= self.base && abs < self.avail() && self.buf[self.rel(abs)].is_ascii_alphabetic()
-        };
-        !(letter(h.end) || h.start > 0 && letter(h.start - 1))
+        !(self.letter(h.end) || h.start > 0 && self.letter(h.start - 1))
+    }
+
+    /// Whether the byte at `abs` is held and is an ASCII letter.
+    fn letter(&self, abs: u64) -> bool {
+        abs >= self.base && abs < self.avail() && self.buf[self.rel(abs)].is_ascii_alphabetic()
     }
 }
