@@ -491,6 +491,14 @@ async fn anchors_catch_a_rewritten_resigned_trail_and_missing_segments() {
         out.contains(&format!("anchors: {n} of {n}", n = seqs.len())),
         "{out}"
     );
+    // The same, with the endpoint and region taken from the gateway's own configuration.
+    let config = g.config_path.to_str().unwrap();
+    let (code, out) = verify(&public, &["--anchor", &anchor, "--config", config], &dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("anchors: {n} of {n}", n = seqs.len())),
+        "{out}"
+    );
 
     // The attack: rewrite, recompute, re-sign with the real key. Plain verify passes...
     let forged = copy_trail(&dir);

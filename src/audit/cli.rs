@@ -28,8 +28,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Print the last records of a trail file (the newest one of a directory); -f follows it.
     Tail(TailArgs),
-    /// Write the records that match as OCSF 1.3 JSON lines (API Activity, Authentication)
-    /// for a SIEM or AWS Security Lake.
+    /// Write the records that match (OCSF 1.3 events) without the chain machinery, for a
+    /// SIEM or AWS Security Lake.
     Export(ExportArgs),
 }
 
@@ -51,9 +51,11 @@ pub struct VerifyArgs {
     #[arg(long = "anchor", value_name = "s3://BUCKET/PREFIX|DIR")]
     pub anchors: Vec<String>,
     /// S3 endpoint for `s3://` anchors (an S3-compatible server; path-style requests).
+    /// Without it and --region, an anchor in the `[audit.archive]` bucket of --config uses
+    /// that table's endpoint and region.
     #[arg(long, env = "GATEHOUSE_ANCHOR_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
-    /// Region of the anchor bucket (default: the AWS chain).
+    /// Region of the anchor bucket (default: --config's archive table, else the AWS chain).
     #[arg(long)]
     pub region: Option<String>,
     /// Anchors older than the first record given are skipped instead of failing (older files
@@ -235,9 +237,24 @@ fn verify_cmd(a: &VerifyArgs) -> Result<ExitCode, String> {
 
 /// Every anchor named by `--anchor`, read before the trail is checked.
 fn load_anchors(a: &VerifyArgs) -> Result<Vec<anchor::Located>, String> {
+    // Without --endpoint-url and --region, an anchor in the archive bucket of --config is
+    // read where the gateway writes it.
+    let archive = (a.endpoint_url.is_none()
+        && a.region.is_none()
+        && a.anchors.iter().any(|s| s.starts_with("s3://")))
+    .then(|| crate::config::load_gateway(&a.config).ok())
+    .flatten()
+    .and_then(|c| c.audit.archive);
     let mut out = Vec::new();
     for source in &a.anchors {
-        if source.starts_with("s3://") {
+        if let Some(rest) = source.strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap_or("");
+            let (region, endpoint_url) = match &archive {
+                Some(arch) if arch.bucket == bucket => {
+                    (arch.region.as_deref(), arch.endpoint_url.as_deref())
+                }
+                _ => (a.region.as_deref(), a.endpoint_url.as_deref()),
+            };
             // The CLI runs inside the binary's runtime but synchronously: fetch on a thread
             // with its own runtime.
             let fetched = std::thread::scope(|scope| {
@@ -247,11 +264,7 @@ fn load_anchors(a: &VerifyArgs) -> Result<Vec<anchor::Located>, String> {
                             .enable_all()
                             .build()
                             .map_err(|e| e.to_string())?;
-                        rt.block_on(anchor::load_s3(
-                            source,
-                            a.region.as_deref(),
-                            a.endpoint_url.as_deref(),
-                        ))
+                        rt.block_on(anchor::load_s3(source, region, endpoint_url))
                     })
                     .join()
                     .unwrap_or_else(|_| Err("anchor fetch panicked".into()))
