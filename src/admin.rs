@@ -179,6 +179,7 @@ fn metrics(live: &Live) -> Response<Full<Bytes>> {
         data_key_requests: cache.hits + cache.joined + cache.misses,
         data_key_cache_hits: cache.hits + cache.joined,
         key_service_calls: cache.misses,
+        archive: state.audit.archive_progress().map(|p| *p.borrow()),
     };
     let mut resp = reply(StatusCode::OK, &state.observers.metrics.render(now));
     resp.headers_mut().insert(

@@ -105,6 +105,8 @@ pub struct Scrape {
     pub data_key_requests: u64,
     pub data_key_cache_hits: u64,
     pub key_service_calls: u64,
+    /// The S3 archive's progress, when `[audit.archive]` is set.
+    pub archive: Option<crate::audit::archive::Progress>,
 }
 
 /// The registry and its instruments; one per process, kept across reloads.
@@ -116,6 +118,7 @@ pub struct Metrics {
     bytes_out: Family<TrafficLabels, Counter>,
     aborted: Family<KindLabels, Counter>,
     duration: Family<KindLabels, Histogram>,
+    upstream: Family<KindLabels, Histogram>,
     dlp_findings: Family<DlpLabels, Counter>,
     live_sessions: Gauge,
     audit_healthy: Gauge,
@@ -125,6 +128,9 @@ pub struct Metrics {
     data_keys: Counter,
     data_key_hits: Counter,
     key_service_calls: Counter,
+    archive_anchored_seq: Gauge,
+    archive_shipped: Gauge,
+    archive_failures: Counter,
     alert_counters: AlertCounters,
     /// Serialises scrapes (the counters above are brought up to date during one).
     scrape: parking_lot::Mutex<()>,
@@ -185,6 +191,14 @@ impl Metrics {
             "Time from the request head to the end of the response body",
             duration.clone(),
         );
+        let upstream = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+        });
+        registry.register(
+            "upstream_duration_seconds",
+            "Time a data request waited on the object store (until its response headers)",
+            upstream.clone(),
+        );
         let dlp_findings = Family::<DlpLabels, Counter>::default();
         registry.register(
             "dlp_findings",
@@ -239,6 +253,24 @@ impl Metrics {
             "Calls to the key service (KMS GenerateDataKey and Decrypt, or the local key file)",
             key_service_calls.clone(),
         );
+        let archive_anchored_seq = Gauge::default();
+        registry.register(
+            "audit_archive_anchored_seq",
+            "Chain position of the newest checkpoint anchored in the S3 archive",
+            archive_anchored_seq.clone(),
+        );
+        let archive_shipped = Gauge::default();
+        registry.register(
+            "audit_archive_shipped_files",
+            "Sealed audit files shipped to the S3 archive",
+            archive_shipped.clone(),
+        );
+        let archive_failures = Counter::default();
+        registry.register(
+            "audit_archive_failures",
+            "Archive passes that failed (retried with backoff)",
+            archive_failures.clone(),
+        );
         let alert_counters = AlertCounters::detached();
         registry.register(
             "alerts",
@@ -259,6 +291,7 @@ impl Metrics {
             bytes_out,
             aborted,
             duration,
+            upstream,
             dlp_findings,
             live_sessions,
             audit_healthy,
@@ -268,6 +301,9 @@ impl Metrics {
             data_keys,
             data_key_hits,
             key_service_calls,
+            archive_anchored_seq,
+            archive_shipped,
+            archive_failures,
             scrape: parking_lot::Mutex::new(()),
             scrapes: AtomicU64::new(0),
         }
@@ -315,6 +351,11 @@ impl Metrics {
         self.duration
             .get_or_create(&KindLabels { kind })
             .observe(ev.duration_ms / 1000.0);
+        if let Some(ms) = ev.upstream_ms {
+            self.upstream
+                .get_or_create(&KindLabels { kind })
+                .observe(ms / 1000.0);
+        }
         if let Some(dlp) = &ev.dlp {
             for f in &dlp.findings {
                 self.dlp(&f.entity, f.action, f.count);
@@ -366,6 +407,13 @@ impl Metrics {
         catch_up(&self.data_keys, now.data_key_requests);
         catch_up(&self.data_key_hits, now.data_key_cache_hits);
         catch_up(&self.key_service_calls, now.key_service_calls);
+        if let Some(a) = &now.archive {
+            self.archive_anchored_seq
+                .set(i64::try_from(a.anchored_seq).unwrap_or(i64::MAX));
+            self.archive_shipped
+                .set(i64::try_from(a.shipped).unwrap_or(i64::MAX));
+            catch_up(&self.archive_failures, a.failures);
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -427,7 +475,9 @@ mod tests {
     fn requests_are_counted_by_partner_share_decision_and_status() {
         let m = Metrics::new();
         m.observe(&event(Kind::Request, Some("acme"), Decision::Allow, 200));
-        m.observe(&event(Kind::Request, Some("acme"), Decision::Allow, 200));
+        let mut read = event(Kind::Request, Some("acme"), Decision::Allow, 200);
+        read.upstream_ms = Some(1.5);
+        m.observe(&read);
         m.observe(&event(Kind::Request, None, Decision::Deny, 403));
         m.dlp("us_ssn", "mask", 3);
         let text = m.render(Scrape {
@@ -437,6 +487,12 @@ mod tests {
             data_key_requests: 10,
             data_key_cache_hits: 9,
             key_service_calls: 1,
+            archive: Some(crate::audit::archive::Progress {
+                anchored_seq: 42,
+                shipped: 3,
+                failures: 2,
+                clean_passes: 5,
+            }),
             ..Scrape::default()
         });
         for line in [
@@ -452,6 +508,10 @@ mod tests {
             "gatehouse_data_key_cache_hits_total 9",
             "gatehouse_key_service_calls_total 1",
             "gatehouse_request_duration_seconds_count{kind=\"request\"} 3",
+            "gatehouse_upstream_duration_seconds_count{kind=\"request\"} 1",
+            "gatehouse_audit_archive_anchored_seq 42",
+            "gatehouse_audit_archive_shipped_files 3",
+            "gatehouse_audit_archive_failures_total 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -104,7 +104,7 @@ async fn wait_for(audit: &Audit, what: &str, done: impl Fn(&Progress) -> bool) -
     let mut rx = audit.archive_progress().expect("archive configured");
     let got = tokio::time::timeout(PATIENCE, rx.wait_for(|p| done(p)))
         .await
-        .map(|r| r.map(|p| p.clone()));
+        .map(|r| r.map(|p| *p));
     match got {
         Ok(Ok(p)) => p,
         _ => panic!(
@@ -445,7 +445,7 @@ async fn anchors_catch_a_rewritten_resigned_trail_and_missing_segments() {
     let names = chain::segments(&dir).unwrap();
     assert!(names.len() >= 3, "{names:?}");
     let seqs = checkpoint_seqs(&dir);
-    let p = g.state.audit.archive_progress().unwrap().borrow().clone();
+    let p = *g.state.audit.archive_progress().unwrap().borrow();
     assert_eq!(
         p.anchored_seq,
         *seqs.last().unwrap(),

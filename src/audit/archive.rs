@@ -92,8 +92,8 @@ impl Manifest {
     }
 }
 
-/// What the archive has done so far (for tests and the operator log).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the archive has done so far (for tests, metrics and the operator log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     pub anchored_seq: u64,
     pub shipped: usize,
