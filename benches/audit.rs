@@ -22,7 +22,6 @@ use gatehouse::config::AuditConfig;
 fn event(i: u64) -> Event {
     Event {
         time: jiff::Timestamp::now(),
-        kind: Kind::Request,
         request_id: format!("01JBENCH{i:018}"),
         session_id: Some("s_01JBENCHSESSION0000000000".into()),
         partner: Some("acme".into()),
@@ -32,24 +31,12 @@ fn event(i: u64) -> Event {
         path: "/exports/acme/reports/2026/q1.csv".into(),
         share: Some("exports".into()),
         key: Some("acme/reports/2026/q1.csv".into()),
-        range: None,
         status: 200,
         decision: Decision::Allow,
         reason: "ok".into(),
-        bytes_in: 0,
         bytes_out: 48_213,
-        aborted: false,
         duration_ms: 1.7,
-        key_id: None,
-        expires_in: None,
-        scopes: None,
-        dlp: None,
-        tls: None,
-        idp: None,
-        amr: None,
-        requested_scopes: None,
-        data_key: None,
-        upstream_ms: None,
+        ..Event::blank(Kind::Request)
     }
 }
 

@@ -217,18 +217,11 @@ fn admin_event(
     partner: Option<String>,
 ) -> Event {
     Event {
-        time: jiff::Timestamp::now(),
-        kind: Kind::Admin,
-        request_id: ulid::Ulid::new().to_string(),
         session_id,
         partner,
         client_ip: "admin".into(),
-        user_agent: None,
         method: "POST".into(),
         path: path.into(),
-        share: None,
-        key: None,
-        range: None,
         status: status.as_u16(),
         decision: if status.is_success() {
             Decision::Allow
@@ -236,20 +229,7 @@ fn admin_event(
             Decision::Deny
         },
         reason: reason.into(),
-        bytes_in: 0,
-        bytes_out: 0,
-        aborted: false,
-        duration_ms: 0.0,
-        key_id: None,
-        expires_in: None,
-        scopes: None,
-        dlp: None,
-        tls: None,
-        idp: None,
-        amr: None,
-        requested_scopes: None,
-        data_key: None,
-        upstream_ms: None,
+        ..Event::blank(Kind::Admin)
     }
 }
 

@@ -435,18 +435,13 @@ mod tests {
 
     fn event(kind: Kind, partner: Option<&str>, decision: Decision, status: u16) -> Event {
         Event {
-            time: jiff::Timestamp::now(),
-            kind,
             request_id: "r".into(),
-            session_id: None,
             partner: partner.map(str::to_string),
             client_ip: "192.0.2.1".into(),
-            user_agent: None,
             method: "GET".into(),
             path: "/s/k".into(),
             share: Some("s".into()),
             key: Some("k".into()),
-            range: None,
             status,
             decision,
             reason: if decision == Decision::Allow {
@@ -454,20 +449,9 @@ mod tests {
             } else {
                 "no_grant".into()
             },
-            bytes_in: 0,
             bytes_out: 10,
-            aborted: false,
             duration_ms: 3.0,
-            key_id: None,
-            expires_in: None,
-            scopes: None,
-            dlp: None,
-            tls: None,
-            idp: None,
-            amr: None,
-            requested_scopes: None,
-            data_key: None,
-            upstream_ms: None,
+            ..Event::blank(kind)
         }
     }
 

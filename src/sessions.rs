@@ -187,34 +187,19 @@ pub fn end_event(s: &SessionInfo, reason: &str, now: jiff::Timestamp) -> Event {
     };
     Event {
         time: now,
-        kind: Kind::Session,
-        request_id: ulid::Ulid::new().to_string(),
         session_id: Some(s.session_id.clone()),
         partner: Some(s.partner.clone()),
         client_ip: s.last_ip.clone().unwrap_or_else(|| s.client_ip.clone()),
-        user_agent: None,
         method: "SESSION".into(),
         path: format!("/sessions/{}", s.session_id),
-        share: None,
-        key: None,
-        range: None,
-        status: 0,
         decision: Decision::Allow,
         reason: reason.into(),
         bytes_in: s.bytes_in,
         bytes_out: s.bytes_out,
-        aborted: false,
         duration_ms: (end.as_millisecond() - s.started.as_millisecond()).max(0) as f64,
         key_id: s.key_id.clone(),
-        expires_in: None,
         scopes: s.scopes.clone(),
-        dlp: None,
-        tls: None,
-        idp: None,
-        amr: None,
-        requested_scopes: None,
-        data_key: None,
-        upstream_ms: None,
+        ..Event::blank(Kind::Session)
     }
 }
 
@@ -263,34 +248,19 @@ mod tests {
     fn token(sid: &str, partner: &str, at: i64, lifetime: u64) -> Event {
         Event {
             time: jiff::Timestamp::from_second(at).unwrap(),
-            kind: Kind::Token,
             request_id: "r".into(),
             session_id: Some(sid.into()),
             partner: Some(partner.into()),
             client_ip: "192.0.2.1".into(),
-            user_agent: None,
             method: "POST".into(),
             path: "/v1/token".into(),
-            share: None,
-            key: None,
-            range: None,
             status: 200,
             decision: Decision::Allow,
             reason: "ok".into(),
-            bytes_in: 0,
-            bytes_out: 0,
-            aborted: false,
             duration_ms: 1.0,
             key_id: Some("k1".into()),
             expires_in: Some(lifetime),
-            scopes: None,
-            dlp: None,
-            tls: None,
-            idp: None,
-            amr: None,
-            requested_scopes: None,
-            data_key: None,
-            upstream_ms: None,
+            ..Event::blank(Kind::Token)
         }
     }
 

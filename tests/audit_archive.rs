@@ -117,34 +117,19 @@ async fn wait_for(audit: &Audit, what: &str, done: impl Fn(&Progress) -> bool) -
 fn event(i: u32) -> Event {
     Event {
         time: jiff::Timestamp::now(),
-        kind: Kind::Request,
         request_id: format!("r{i}"),
         session_id: Some("s1".into()),
         partner: Some("acme".into()),
         client_ip: "127.0.0.1".into(),
-        user_agent: None,
         method: "GET".into(),
         path: format!("/exports/acme/object-{i}"),
         share: Some("exports".into()),
         key: Some(format!("acme/object-{i}")),
-        range: None,
         status: 404,
         decision: Decision::Allow,
         reason: "no_such_key".into(),
-        bytes_in: 0,
-        bytes_out: 0,
-        aborted: false,
         duration_ms: 1.0,
-        key_id: None,
-        expires_in: None,
-        scopes: None,
-        dlp: None,
-        tls: None,
-        idp: None,
-        amr: None,
-        requested_scopes: None,
-        data_key: None,
-        upstream_ms: None,
+        ..Event::blank(Kind::Request)
     }
 }
 

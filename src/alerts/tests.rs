@@ -35,7 +35,6 @@ fn engine(c: &AlertsConfig) -> Engine {
 fn request(t: Timestamp, partner: Option<&str>, ip: &str, decision: Decision) -> Event {
     Event {
         time: t,
-        kind: Kind::Request,
         request_id: format!("r-{}", t.as_second()),
         session_id: partner.map(|p| format!("s-{p}")),
         partner: partner.map(str::to_owned),
@@ -45,7 +44,6 @@ fn request(t: Timestamp, partner: Option<&str>, ip: &str, decision: Decision) ->
         path: "/exports/a.csv".into(),
         share: Some("exports".into()),
         key: Some("a.csv".into()),
-        range: None,
         status: if decision == Decision::Allow {
             200
         } else {
@@ -57,20 +55,9 @@ fn request(t: Timestamp, partner: Option<&str>, ip: &str, decision: Decision) ->
         } else {
             "no_grant".into()
         },
-        bytes_in: 0,
         bytes_out: 10,
-        aborted: false,
         duration_ms: 1.0,
-        key_id: None,
-        expires_in: None,
-        scopes: None,
-        dlp: None,
-        tls: None,
-        idp: None,
-        amr: None,
-        requested_scopes: None,
-        data_key: None,
-        upstream_ms: None,
+        ..Event::blank(Kind::Request)
     }
 }
 

@@ -133,6 +133,44 @@ pub struct Event {
     pub upstream_ms: Option<f64>,
 }
 
+impl Event {
+    /// An event of `kind` arriving now, with a fresh request id and nothing else known yet
+    /// (denied, status 0, no reason): producers set what they know with struct-update syntax.
+    pub fn blank(kind: Kind) -> Event {
+        Event {
+            time: jiff::Timestamp::now(),
+            kind,
+            request_id: ulid::Ulid::new().to_string(),
+            session_id: None,
+            partner: None,
+            client_ip: String::new(),
+            user_agent: None,
+            method: String::new(),
+            path: String::new(),
+            share: None,
+            key: None,
+            range: None,
+            status: 0,
+            decision: Decision::Deny,
+            reason: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            aborted: false,
+            duration_ms: 0.0,
+            key_id: None,
+            expires_in: None,
+            scopes: None,
+            dlp: None,
+            tls: None,
+            idp: None,
+            amr: None,
+            requested_scopes: None,
+            data_key: None,
+            upstream_ms: None,
+        }
+    }
+}
+
 /// The trail could not confirm a record: the request must be refused (fail closed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the audit trail cannot be written")]

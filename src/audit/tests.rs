@@ -7,34 +7,20 @@ use crate::audit::keys::PublicKey;
 pub(crate) fn event(reason: &str) -> Event {
     Event {
         time: jiff::Timestamp::now(),
-        kind: Kind::Request,
         request_id: "r1".into(),
         session_id: Some("s1".into()),
         partner: Some("acme".into()),
         client_ip: "127.0.0.1".into(),
-        user_agent: None,
         method: "GET".into(),
         path: "/s/k".into(),
         share: Some("s".into()),
         key: Some("k".into()),
-        range: None,
         status: 200,
         decision: Decision::Allow,
         reason: reason.into(),
-        bytes_in: 0,
         bytes_out: 5,
-        aborted: false,
         duration_ms: 1.5,
-        key_id: None,
-        expires_in: None,
-        scopes: None,
-        dlp: None,
-        tls: None,
-        idp: None,
-        amr: None,
-        requested_scopes: None,
-        data_key: None,
-        upstream_ms: None,
+        ..Event::blank(Kind::Request)
     }
 }
 
