@@ -394,31 +394,24 @@ async fn load_state(path: &Path) -> RuleState {
 /// rule id, `method = "ALERT"` and `path` = the summary; no traffic figures, and DLP
 /// findings (entities and counts, never values) only for `dlp_block`.
 pub fn audit_event(alert: &Alert, trigger: &Event) -> Event {
-    let mut ev = trigger.clone();
-    ev.time = alert.time;
-    ev.kind = Kind::Alert;
-    ev.partner.clone_from(&alert.partner);
-    ev.user_agent = None;
-    ev.method = "ALERT".into();
-    ev.path.clone_from(&alert.summary);
-    ev.range = None;
-    ev.reason = alert.rule.id().into();
-    ev.bytes_in = 0;
-    ev.bytes_out = 0;
-    ev.aborted = false;
-    ev.duration_ms = 0.0;
-    ev.key_id = None;
-    ev.expires_in = None;
-    ev.scopes = None;
-    ev.idp = None;
-    ev.amr = None;
-    ev.requested_scopes = None;
-    ev.data_key = None;
-    ev.upstream_ms = None;
-    if alert.rule != Rule::DlpBlock {
-        ev.dlp = None;
+    Event {
+        time: alert.time,
+        request_id: trigger.request_id.clone(),
+        session_id: trigger.session_id.clone(),
+        partner: alert.partner.clone(),
+        client_ip: trigger.client_ip.clone(),
+        method: "ALERT".into(),
+        path: alert.summary.clone(),
+        share: trigger.share.clone(),
+        key: trigger.key.clone(),
+        status: trigger.status,
+        decision: trigger.decision,
+        reason: alert.rule.id().into(),
+        dlp: (alert.rule == Rule::DlpBlock)
+            .then(|| trigger.dlp.clone())
+            .flatten(),
+        ..Event::blank(Kind::Alert)
     }
-    ev
 }
 
 #[cfg(test)]

@@ -292,23 +292,13 @@ impl Audit {
         if !serves_object {
             return Ok(());
         }
-        let mut start = serde_json::to_value(draft).map_err(|_| Unavailable)?;
-        start["kind"] = "request_start".into();
-        start["status"] = status.into();
-        start["decision"] = "allow".into();
-        start["reason"] = "ok".into();
-        self.durable(ocsf::encode_value(start)).await
+        self.durable(start_record(draft, status)?).await
     }
 
     /// Uploads: a durable `request_start` record (status 0: not known yet) before the first
     /// byte of the body is stored, so no object is written that the trail does not know of.
     pub async fn before_store(&self, draft: &Event) -> Result<(), Unavailable> {
-        let mut start = serde_json::to_value(draft).map_err(|_| Unavailable)?;
-        start["kind"] = "request_start".into();
-        start["status"] = 0.into();
-        start["decision"] = "allow".into();
-        start["reason"] = "ok".into();
-        self.durable(ocsf::encode_value(start)).await
+        self.durable(start_record(draft, 0)?).await
     }
 
     async fn durable(&self, body: Vec<u8>) -> Result<(), Unavailable> {
@@ -362,6 +352,16 @@ impl Audit {
             self.inner.shared.healthy.store(false, Ordering::Release);
         }
     }
+}
+
+/// The `request_start` record of `draft`: its fields so far, allowed, with `status`.
+fn start_record(draft: &Event, status: u16) -> Result<Vec<u8>, Unavailable> {
+    let mut start = serde_json::to_value(draft).map_err(|_| Unavailable)?;
+    start["kind"] = "request_start".into();
+    start["status"] = status.into();
+    start["decision"] = "allow".into();
+    start["reason"] = "ok".into();
+    Ok(ocsf::encode_value(start))
 }
 
 async fn confirmed(rx: oneshot::Receiver<bool>) -> Result<(), Unavailable> {
