@@ -147,15 +147,6 @@ impl Sessions {
         out.sort_by_key(|(s, _)| s.started);
         out
     }
-
-    /// Sessions tracked (live or not yet pruned).
-    pub fn len(&self) -> usize {
-        self.map.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Why a session has ended at `now`, if it has.
@@ -174,6 +165,14 @@ fn ended(
         Some("session_expired")
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+impl Sessions {
+    /// Sessions tracked (live or not yet pruned).
+    fn len(&self) -> usize {
+        self.map.lock().len()
     }
 }
 
@@ -356,6 +355,6 @@ mod tests {
         let mut ev = token("s1", "acme", 1000, 900);
         ev.decision = Decision::Deny;
         s.observe(&ev);
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
     }
 }

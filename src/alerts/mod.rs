@@ -286,11 +286,6 @@ impl Alerts {
         }
     }
 
-    /// Alerts waiting for the webhook (0 when alerts are off).
-    pub fn queued(&self) -> usize {
-        self.running.load().as_ref().map_or(0, |r| r.outbox.len())
-    }
-
     /// A copy of what the rules remember now (`None` when alerts are off).
     pub fn snapshot(&self) -> Option<RuleState> {
         let guard = self.running.load();

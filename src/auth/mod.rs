@@ -33,9 +33,9 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-pub use endpoint::{JWT_BEARER, SUBJECT_TOKEN_REFUSED, TOKEN_EXCHANGE, TokenError};
-pub use federation::jwks::{MAX_JWKS_BYTES, check_jwks};
-pub use federation::request::{TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT};
+use endpoint::TOKEN_EXCHANGE;
+pub use endpoint::{JWT_BEARER, TokenError};
+pub use federation::jwks::check_jwks;
 pub use keys::{KeyAlg, check_public_key_pem};
 pub use session::{BearerError, Issued, Session};
 

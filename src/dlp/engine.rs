@@ -242,11 +242,6 @@ impl Engine {
         }
     }
 
-    /// What `on_unscannable` says.
-    pub fn on_unscannable(&self) -> OnUnscannable {
-        self.on_unscannable
-    }
-
     /// Detectors and rules: target `i` of a candidate.
     pub(crate) fn target(&self, i: u32) -> Target<'_> {
         let i = i as usize;
