@@ -8,6 +8,7 @@
 //! request input: an unauthenticated request counts under partner `-`, an unknown share
 //! under `-`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -132,9 +133,19 @@ pub struct Metrics {
     archive_shipped: Gauge,
     archive_failures: Counter,
     alert_counters: AlertCounters,
+    /// The configured partner ids and share names: the only values the `partner` and `share`
+    /// labels take (others, such as a claimed `client_id` or a share named in a refused
+    /// path, count under `-`), so request input cannot grow the label sets.
+    known: parking_lot::RwLock<Known>,
     /// Serialises scrapes (the counters above are brought up to date during one).
     scrape: parking_lot::Mutex<()>,
     scrapes: AtomicU64,
+}
+
+#[derive(Default)]
+struct Known {
+    partners: HashSet<String>,
+    shares: HashSet<String>,
 }
 
 /// Labels of DLP findings: entity and action.
@@ -304,9 +315,23 @@ impl Metrics {
             archive_anchored_seq,
             archive_shipped,
             archive_failures,
+            known: parking_lot::RwLock::new(Known::default()),
             scrape: parking_lot::Mutex::new(()),
             scrapes: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the partner ids and share names of the configuration in force (at start and on
+    /// every reload).
+    pub fn set_known(
+        &self,
+        partners: impl IntoIterator<Item = String>,
+        shares: impl IntoIterator<Item = String>,
+    ) {
+        *self.known.write() = Known {
+            partners: partners.into_iter().collect(),
+            shares: shares.into_iter().collect(),
+        };
     }
 
     /// Counts one finished request, token event or operator action.
@@ -318,8 +343,17 @@ impl Metrics {
             Kind::Alert => "alert",
             Kind::Session => "session",
         };
-        let partner = ev.partner.clone().unwrap_or_else(|| "-".into());
-        let share = ev.share.clone().unwrap_or_else(|| "-".into());
+        let (partner, share) = {
+            let known = self.known.read();
+            let label = |v: &Option<String>, set: &HashSet<String>| match v {
+                Some(v) if set.contains(v) => v.clone(),
+                _ => "-".to_string(),
+            };
+            (
+                label(&ev.partner, &known.partners),
+                label(&ev.share, &known.shares),
+            )
+        };
         let decision = match ev.decision {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
@@ -458,6 +492,7 @@ mod tests {
     #[test]
     fn requests_are_counted_by_partner_share_decision_and_status() {
         let m = Metrics::new();
+        m.set_known(["acme".to_string()], ["s".to_string()]);
         m.observe(&event(Kind::Request, Some("acme"), Decision::Allow, 200));
         let mut read = event(Kind::Request, Some("acme"), Decision::Allow, 200);
         read.upstream_ms = Some(1.5);
@@ -515,6 +550,34 @@ mod tests {
         );
         assert!(
             text.contains("gatehouse_alert_webhooks_total{result=\"dropped\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_from_request_input_never_become_labels() {
+        let m = Metrics::new();
+        m.set_known(["acme".to_string()], ["s".to_string()]);
+        for i in 0..50 {
+            // A claimed client_id and a share named in a refused path, both made up.
+            let mut ev = event(
+                Kind::Token,
+                Some(&format!("nobody-{i}")),
+                Decision::Deny,
+                401,
+            );
+            ev.share = Some(format!("made-up-{i}"));
+            m.observe(&ev);
+        }
+        let text = m.render(Scrape::default());
+        assert!(
+            !text.contains("nobody-") && !text.contains("made-up-"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "gatehouse_requests_total{kind=\"token\",partner=\"-\",share=\"-\",decision=\"deny\",status=\"401\"} 50"
+            ),
             "{text}"
         );
     }

@@ -161,6 +161,10 @@ impl State {
         };
         let dlp = dlp_runtime(&config).await?;
         // Last, once nothing can fail: a rejected reload leaves the rules in force alone.
+        observers.metrics.set_known(
+            config.partners.keys().cloned(),
+            config.shares.keys().cloned(),
+        );
         observers
             .alerts
             .configure(
