@@ -220,7 +220,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     };
     differs("listener.addr", old.listener.addr != new.listener.addr);
     differs("admin.addr", old.admin.addr != new.admin.addr);
-    differs("audit.dir", old.audit.dir != new.audit.dir);
+    // The trail's writer (keys, rotation, checkpoints, flood window) and its archive are
+    // built once at start and kept across reloads.
+    differs("audit", old.audit != new.audit);
     differs(
         "admin.revocations_file",
         old.admin.revocations_file != new.admin.revocations_file,

@@ -446,3 +446,19 @@ async fn sessions_are_listed_and_their_start_and_end_are_recorded() {
     assert_eq!(body, "{\"sessions\":[]}\n");
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_audit_setting_is_reported_as_needing_a_restart() {
+    let g = start().await;
+    let mut text = std::fs::read_to_string(&g.config_path).unwrap();
+    text.push_str("\n[audit]\ncheckpoint_every = 7\n");
+    std::fs::write(&g.config_path, text).unwrap();
+    let (status, body) = reload(&g).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["restart_needed"],
+        serde_json::json!(["audit"]),
+        "{body}"
+    );
+    g.stop().await;
+}

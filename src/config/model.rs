@@ -155,7 +155,7 @@ pub struct KeysConfig {
     pub cache_capacity: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditConfig {
     /// Directory of the JSONL audit files.
     pub dir: PathBuf,
