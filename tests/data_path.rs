@@ -704,3 +704,53 @@ async fn uploads_are_recorded_before_they_are_stored() {
     assert_eq!(of_request[1]["status"], 200);
     g.stop().await;
 }
+
+/// On a share without a prefix, the staging area of uploads (`.gatehouse-staging/`, where S3
+/// uploads wait before their commit) is out of reach even of a grant on the whole share: an
+/// object there looks missing and can be neither overwritten nor deleted.
+#[tokio::test]
+async fn the_staging_area_is_out_of_reach_of_every_grant() {
+    let g = Gateway::start(Setup {
+        partners: vec![(
+            "whole",
+            "active",
+            "[[grants]]\nshare = \"bucketwide\"\nprefix = \"\"\nactions = [\"read\", \"list\", \"write\", \"delete\"]\n",
+        )],
+        gateway_extra: "[shares.bucketwide]\nstore = \"main\"\nbucket = \"bucketwide\"\n",
+        ..Setup::default()
+    })
+    .await;
+    let staged = ".gatehouse-staging/upload-1";
+    let body: gatehouse::store::ByteStream = Box::pin(futures_util::stream::once(async {
+        Ok(bytes::Bytes::from_static(b"half an upload"))
+    }));
+    let store = &g.state.shares["bucketwide"].store;
+    store.put(staged, body, Default::default()).await.unwrap();
+    let t = g.token("whole").await;
+    let path = format!("/bucketwide/{staged}");
+    let resp = g.get(&t, &path).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let rid = common::request_id(&resp);
+    assert_eq!(common::s3_code(&resp.text().await.unwrap()), "NoSuchKey");
+    assert_eq!(g.audit_event(&rid).await["reason"], "reserved_key");
+    let resp = put(&g, &t, &path, "overwritten").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = g
+        .client
+        .delete(g.url(&path))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let got = store.get(staged, None).await.unwrap();
+    let chunks: Vec<bytes::Bytes> = futures_util::TryStreamExt::try_collect(got.body)
+        .await
+        .unwrap();
+    assert_eq!(
+        chunks.concat(),
+        b"half an upload",
+        "the staged object is untouched"
+    );
+    g.stop().await;
+}
