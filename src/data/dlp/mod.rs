@@ -80,6 +80,8 @@ pub struct DlpRuntime {
     fpe: Option<fpe_key::FpeSource>,
     /// Per `(profile, partner)`; partner `""` for profiles without keyed actions.
     engines: parking_lot::Mutex<HashMap<(String, String), Arc<Engine>>>,
+    /// Each profile's fingerprint (what its recorded verdicts are pinned to), by name.
+    fingerprints: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for DlpRuntime {
@@ -132,6 +134,12 @@ impl DlpRuntime {
             secret,
             fpe,
             engines: parking_lot::Mutex::default(),
+            fingerprints: config
+                .dlp
+                .profiles
+                .iter()
+                .map(|(name, p)| (name.clone(), p.fingerprint()))
+                .collect(),
         };
         for p in config.dlp.profiles.values().filter(|p| !p.needs_fpe()) {
             runtime.compile(p, "", None)?;
@@ -234,6 +242,8 @@ pub(super) struct Active<'a> {
     pub profile: &'a DlpProfile,
     pub engine: Arc<Engine>,
     pub pack_version: String,
+    /// [`DlpProfile::fingerprint`], worked out once per configuration.
+    pub fingerprint: &'a str,
 }
 
 impl Active<'_> {
@@ -283,9 +293,14 @@ pub(super) async fn active<'a>(
             ));
         }
     };
+    let fingerprint = runtime
+        .fingerprints
+        .get(name)
+        .ok_or_else(|| broken("no fingerprint"))?;
     Ok(Some(Active {
         profile,
         engine,
         pack_version: runtime.pack_version().to_owned(),
+        fingerprint,
     }))
 }

@@ -80,7 +80,6 @@ pub(in crate::data) async fn read(
     head: bool,
     pacings: Pacings,
 ) -> Result<Response<ResponseBody>, Refusal> {
-    let fingerprint = active.profile.fingerprint();
     let mut object = fetch(state, access, !head).await?;
     // Objects without a classification of their own count as restricted on DLP shares.
     let class = classification_of(&object.meta).unwrap_or(Classification::Restricted);
@@ -89,7 +88,7 @@ pub(in crate::data) async fn read(
         .meta
         .metadata
         .get(VERDICT_META)
-        .and_then(|v| Verdict::decode(v, &active.pack_version, &fingerprint));
+        .and_then(|v| Verdict::decode(v, &active.pack_version, active.fingerprint));
     let (found, source) = match recorded {
         Some(v) => (v, "recorded"),
         None => {

@@ -115,7 +115,7 @@ pub(in crate::data) async fn put(
     }
     let mut metadata = BTreeMap::new();
     metadata.insert(CLASSIFICATION_META.to_owned(), class.as_str().to_owned());
-    if let Some(v) = verdict.encode(&active.pack_version, &profile.fingerprint()) {
+    if let Some(v) = verdict.encode(&active.pack_version, active.fingerprint) {
         metadata.insert(VERDICT_META.to_owned(), v);
     }
     ctx.event.dlp = Some(record);
