@@ -166,11 +166,11 @@ fn metrics(live: &Live) -> Response<Full<Bytes>> {
     let (reloads_ok, reloads_failed) = live.counts();
     let cache = state.keys.as_ref().map(|k| k.stats()).unwrap_or_default();
     let now = crate::metrics::Scrape {
-        live_sessions: state
-            .observers
-            .sessions
-            .live(jiff::Timestamp::now(), &state.revocations, &state.gate)
-            .len() as u64,
+        live_sessions: state.observers.sessions.live_count(
+            jiff::Timestamp::now(),
+            &state.revocations,
+            &state.gate,
+        ) as u64,
         audit_written: state.audit.written(),
         audit_failures: state.audit.write_failures(),
         audit_healthy: state.audit.healthy(),

@@ -127,6 +127,19 @@ impl Sessions {
         out
     }
 
+    /// How many sessions [`Sessions::live`] would list, without copying them.
+    pub fn live_count(
+        &self,
+        now: jiff::Timestamp,
+        revocations: &Revocations,
+        gate: &PartnerGate,
+    ) -> usize {
+        let map = self.map.lock();
+        map.iter()
+            .filter(|(sid, s)| ended(sid, s, now, revocations, gate).is_none())
+            .count()
+    }
+
     /// Forgets the sessions that have ended at `now` and gives them with why they ended
     /// (`session_expired`, `session_revoked`, `partner_suspended`), oldest first.
     pub fn sweep(
@@ -313,6 +326,7 @@ mod tests {
         rev.revoke_session("revoked", now).unwrap();
         gate.set(["acme".to_string()].into_iter().collect());
         let live = s.live(now, &rev, &gate);
+        assert_eq!(s.live_count(now, &rev, &gate), live.len());
         assert_eq!(
             live.iter()
                 .map(|l| l.session_id.as_str())
