@@ -586,3 +586,28 @@ fn check_refuses_two_partners_of_one_issuer_without_a_tenant_claim() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An identity provider whose keys cannot be fetched is the gateway's trouble, not the
+/// caller's: 503 `temporarily_unavailable`, audited as `jwks_unavailable`, and never counted
+/// towards a lockout (with `lockout_after = 3`, the fourth attempt is still not locked out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_jwks_answers_503_and_locks_nobody_out() {
+    let idp = Idp::start().await;
+    let key = IdpKey::new("k1");
+    // Nothing published at /acme: every JWKS fetch fails.
+    idp.publish("/beta", &[&key]);
+    let g = gateway(
+        &idp,
+        "[token_limits]\nper_ip = \"10000/s\"\nlockout_after = 3\n",
+    )
+    .await;
+    for _ in 0..4 {
+        let (status, body, id) = exchange(&g, &key.sign(&login("t-acme", &["mfa"])), "acme").await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("temporarily_unavailable")),
+            "{body}"
+        );
+        assert_eq!(reason(&g, &id).await, "jwks_unavailable");
+    }
+}

@@ -12,7 +12,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::federation::{mfa, request};
+use super::federation::{JWKS_UNAVAILABLE, mfa, request};
 use super::{AuthenticatedBy, Authority, Grant, Issued, TokenError};
 use crate::config::PartnerStatus;
 
@@ -36,7 +36,14 @@ impl Authority {
         let login = fed
             .verify(&req.subject_token, now.as_second())
             .await
-            .map_err(|reason| tag(refused(reason)))?;
+            .map_err(|reason| {
+                tag(match reason {
+                    // The identity provider's keys cannot be fetched: nothing the caller sent
+                    // is wrong, so this neither counts towards a lockout nor says it is.
+                    JWKS_UNAVAILABLE => TokenError::unavailable(reason),
+                    _ => refused(reason),
+                })
+            })?;
         let given: [u8; 32] = Sha256::digest(req.external_id.as_bytes()).into();
         if !bool::from(given.ct_eq(&partner.external_id_digest)) {
             return Err(tag(refused("wrong_external_id")));

@@ -7,7 +7,8 @@
 //! ([`jwks`]), `alg` from the partner's list and the key's type, exact `iss`, `aud`
 //! containing the configured audience, `exp`/`nbf`/`iat` with the configured clock skew and
 //! token age, and the tenant claim. Fails with a stable reason code (`subject_token_*`,
-//! `jwks_unavailable`); the token endpoint answers every one of them the same way.
+//! `jwks_unavailable`); the token endpoint answers every `subject_token_*` one the same way,
+//! and `jwks_unavailable` (nothing the caller sent is wrong) as a 503.
 //! Nothing here logs a token.
 
 pub(crate) mod jwks;
@@ -16,6 +17,9 @@ pub(crate) mod request;
 
 #[cfg(test)]
 mod tests;
+
+/// The reason when the identity provider's JWKS cannot be fetched.
+pub(crate) const JWKS_UNAVAILABLE: &str = "jwks_unavailable";
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -194,7 +198,7 @@ impl FederatedPartner {
             .await
             .map_err(|e| match e {
                 KeyLookupError::UnknownKid => "subject_token_unknown_kid",
-                KeyLookupError::Unavailable => "jwks_unavailable",
+                KeyLookupError::Unavailable => JWKS_UNAVAILABLE,
             })?;
         if !key.algs.contains(&alg) {
             return Err("subject_token_bad_alg");
