@@ -67,7 +67,7 @@ pub(crate) fn verify(
     rules: &AccessRules<'_>,
     now: i64,
 ) -> Result<AccessClaims, BearerError> {
-    let fail = |reason| Err(BearerError { reason });
+    let fail = |reason| Err(BearerError::new(reason));
     let Ok(header) = jws::peek_header(token) else {
         return fail("token_malformed");
     };

@@ -408,7 +408,12 @@ impl Authority {
             leeway: self.leeway,
         };
         let c = access::verify(&self.signing, token, &rules, now.as_second())?;
-        let fail = |reason| Err(BearerError { reason });
+        let fail = |reason| {
+            Err(BearerError {
+                reason,
+                holder: Some((c.sub.clone(), c.sid.clone())),
+            })
+        };
         let Some(partner) = self.partners.get(&c.sub) else {
             return fail("partner_unknown");
         };

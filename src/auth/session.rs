@@ -87,9 +87,23 @@ pub struct Session {
 /// `token_wrong_audience`, `token_expired`, `token_not_yet_valid`, `token_bad_lifetime`,
 /// `partner_unknown`, `partner_suspended`, `partner_expired`, `partner_key_removed`,
 /// `partner_federation_removed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BearerError {
     pub reason: &'static str,
+    /// `(partner, session id)` of a token the gateway signed and that is still valid, refused
+    /// for what the configuration now says of its partner (`partner_*` reasons), so the
+    /// refusal is on record under whose it was; `None` when the token itself is not valid.
+    pub holder: Option<(String, String)>,
+}
+
+impl BearerError {
+    /// A refusal of the token itself: nothing in it can be trusted.
+    pub fn new(reason: &'static str) -> BearerError {
+        BearerError {
+            reason,
+            holder: None,
+        }
+    }
 }
 
 impl fmt::Display for BearerError {

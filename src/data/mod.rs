@@ -238,6 +238,11 @@ fn authenticate(
             } else {
                 S3Error::InvalidToken
             };
+            // An authentic token refused for its partner: on record under whose it is.
+            if let Some((partner, session)) = e.holder {
+                ctx.event.partner = Some(partner);
+                ctx.event.session_id = Some(session);
+            }
             Refusal::new(error, e.reason)
         })?;
     ctx.event.partner = Some(session.partner.clone());
