@@ -142,42 +142,25 @@ impl Canary {
         let suffix = ulid::Ulid::new().to_string().to_lowercase();
         let id = format!("canary-{}", &suffix[suffix.len() - 10..]);
         let (key_pem, public_pem) = crate::onboard::keygen_pair("ed25519")?;
-        let mut raw = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness"))?;
-        let external_id =
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
+        let external_id = crate::onboard::random_secret(32)?;
         let key_id = format!("{id}-1");
         let prefix = format!("gatehouse-canary/{id}/");
-        let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
-        let mut doc = toml_edit::DocumentMut::new();
-        doc["id"] = toml_edit::value(&id);
-        doc["display_name"] = toml_edit::value("Revocation test canary");
-        doc["owner"] = toml_edit::value("gatehouse partner test-revocation");
-        doc["contract"] = toml_edit::value("none");
-        doc["justification"] =
-            toml_edit::value("Proves revocation works; removed when the test ends");
-        doc["status"] = toml_edit::value("active");
-        doc["valid_until"] = toml_edit::value(until.to_string());
-        doc["external_id"] = toml_edit::value(&external_id);
-        doc["max_session"] = toml_edit::value("10m");
-        let mut keys = toml_edit::ArrayOfTables::new();
-        let mut key = toml_edit::Table::new();
-        key["id"] = toml_edit::value(&key_id);
-        key["public_key_file"] = toml_edit::value(format!("keys/{key_id}.pem"));
-        keys.push(key);
-        doc["keys"] = toml_edit::Item::ArrayOfTables(keys);
-        let mut grants = toml_edit::ArrayOfTables::new();
-        let mut grant = toml_edit::Table::new();
-        grant["share"] = toml_edit::value(&args.share);
-        grant["prefix"] = toml_edit::value(&prefix);
-        let mut actions = toml_edit::Array::new();
-        for a in ["read", "write", "delete"] {
-            actions.push(a);
+        let text = crate::onboard::PartnerEntry {
+            id: &id,
+            display_name: "Revocation test canary",
+            owner: "gatehouse partner test-revocation",
+            contract: "none",
+            justification: "Proves revocation works; removed when the test ends",
+            until: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+            external_id: &external_id,
+            max_session: "10m",
+            key_id: &key_id,
+            share: &args.share,
+            prefix: &prefix,
+            actions: &["read", "write", "delete"],
+            approved_by: Some("gatehouse partner test-revocation"),
         }
-        grant["actions"] = toml_edit::value(actions);
-        grant["approved_by"] = toml_edit::value("gatehouse partner test-revocation");
-        grants.push(grant);
-        doc["grants"] = toml_edit::Item::ArrayOfTables(grants);
+        .to_toml("Canary of `gatehouse partner test-revocation`; removed when the test ends.");
         let partner_file = cfg.partners_dir.join(format!("{id}.toml"));
         let key_file = cfg.partners_dir.join(format!("keys/{key_id}.pem"));
         let profile = crate::auth::client::Profile {
@@ -213,9 +196,6 @@ impl Canary {
             public_pem.as_bytes(),
             crate::atomic_file::PUBLIC,
         )?;
-        let text = format!(
-            "# Canary of `gatehouse partner test-revocation`; removed when the test ends.\n{doc}"
-        );
         if let Err(e) = crate::atomic_file::write(
             &canary.partner_file,
             text.as_bytes(),

@@ -80,7 +80,8 @@ pub fn parse_until(s: &str) -> anyhow::Result<jiff::Timestamp> {
     Ok(next.to_zoned_datetime(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
-fn random_secret(bytes: usize) -> anyhow::Result<String> {
+/// `bytes` random bytes, base64url without padding (external ids).
+pub(crate) fn random_secret(bytes: usize) -> anyhow::Result<String> {
     let mut raw = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("random generator failed"))?;
     Ok(base64::Engine::encode(
@@ -89,45 +90,56 @@ fn random_secret(bytes: usize) -> anyhow::Result<String> {
     ))
 }
 
-/// The partner file's text for `args` (TOML written by `toml_edit`, so every value is quoted
-/// correctly whatever the operator typed).
-fn partner_toml(args: &AddArgs, until: jiff::Timestamp, external_id: &str, key_id: &str) -> String {
-    use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
-    let mut doc = DocumentMut::new();
-    doc["id"] = value(&args.id);
-    doc["display_name"] = value(args.display_name.clone().unwrap_or_else(|| args.id.clone()));
-    doc["owner"] = value(&args.owner);
-    doc["contract"] = value(&args.contract);
-    doc["justification"] = value(&args.justification);
-    doc["status"] = value("active");
-    doc["valid_until"] = value(until.to_string());
-    doc["external_id"] = value(external_id);
-    doc["max_session"] = value(&args.max_session);
-    let mut keys = ArrayOfTables::new();
-    let mut key = Table::new();
-    key["id"] = value(key_id);
-    key["public_key_file"] = value(format!("keys/{key_id}.pem"));
-    keys.push(key);
-    doc["keys"] = Item::ArrayOfTables(keys);
-    let mut grants = ArrayOfTables::new();
-    let mut grant = Table::new();
-    grant["share"] = value(&args.share);
-    grant["prefix"] = value(&args.prefix);
-    let mut actions = Array::new();
-    for a in &args.actions {
-        actions.push(a.as_str());
+/// What a new partner file says: one key, one grant.
+pub(crate) struct PartnerEntry<'a> {
+    pub id: &'a str,
+    pub display_name: &'a str,
+    pub owner: &'a str,
+    pub contract: &'a str,
+    pub justification: &'a str,
+    pub until: jiff::Timestamp,
+    pub external_id: &'a str,
+    pub max_session: &'a str,
+    pub key_id: &'a str,
+    pub share: &'a str,
+    pub prefix: &'a str,
+    pub actions: &'a [&'a str],
+    pub approved_by: Option<&'a str>,
+}
+
+impl PartnerEntry<'_> {
+    /// The partner file's text under a `# header` comment (TOML written by `toml_edit`, so
+    /// every value is quoted correctly whatever the operator typed).
+    pub(crate) fn to_toml(&self, header: &str) -> String {
+        use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
+        let mut doc = DocumentMut::new();
+        doc["id"] = value(self.id);
+        doc["display_name"] = value(self.display_name);
+        doc["owner"] = value(self.owner);
+        doc["contract"] = value(self.contract);
+        doc["justification"] = value(self.justification);
+        doc["status"] = value("active");
+        doc["valid_until"] = value(self.until.to_string());
+        doc["external_id"] = value(self.external_id);
+        doc["max_session"] = value(self.max_session);
+        let mut keys = ArrayOfTables::new();
+        let mut key = Table::new();
+        key["id"] = value(self.key_id);
+        key["public_key_file"] = value(format!("keys/{}.pem", self.key_id));
+        keys.push(key);
+        doc["keys"] = Item::ArrayOfTables(keys);
+        let mut grants = ArrayOfTables::new();
+        let mut grant = Table::new();
+        grant["share"] = value(self.share);
+        grant["prefix"] = value(self.prefix);
+        grant["actions"] = value(self.actions.iter().copied().collect::<Array>());
+        if let Some(by) = self.approved_by {
+            grant["approved_by"] = value(by);
+        }
+        grants.push(grant);
+        doc["grants"] = Item::ArrayOfTables(grants);
+        format!("# {header}\n{doc}")
     }
-    grant["actions"] = value(actions);
-    if let Some(by) = &args.approved_by {
-        grant["approved_by"] = value(by);
-    }
-    grants.push(grant);
-    doc["grants"] = Item::ArrayOfTables(grants);
-    let now = jiff::Timestamp::now();
-    format!(
-        "# Written by `gatehouse partner add` on {}.\n{doc}",
-        now.strftime("%Y-%m-%d")
-    )
 }
 
 /// What `partner add` wrote, to undo it.
@@ -255,7 +267,27 @@ fn add_files(
         public_pem.as_bytes(),
         crate::atomic_file::PUBLIC,
     )?;
-    let text = partner_toml(args, until, &external_id, &key_id);
+    let actions: Vec<&str> = args.actions.iter().map(String::as_str).collect();
+    let entry = PartnerEntry {
+        id: &args.id,
+        display_name: args.display_name.as_deref().unwrap_or(&args.id),
+        owner: &args.owner,
+        contract: &args.contract,
+        justification: &args.justification,
+        until,
+        external_id: &external_id,
+        max_session: &args.max_session,
+        key_id: &key_id,
+        share: &args.share,
+        prefix: &args.prefix,
+        actions: &actions,
+        approved_by: args.approved_by.as_deref(),
+    };
+    let header = format!(
+        "Written by `gatehouse partner add` on {}.",
+        jiff::Timestamp::now().strftime("%Y-%m-%d")
+    );
+    let text = entry.to_toml(&header);
     write_new(
         written,
         &partners_dir.join(format!("{}.toml", args.id)),
