@@ -79,6 +79,7 @@ impl State {
     }
 
     async fn assemble(config: Config, prev: Option<&State>) -> Result<State, StartError> {
+        let config = Arc::new(config);
         let tls = crate::tls::server_config(&config.tls.cert_file, &config.tls.key_file)?;
         let auth = match prev {
             Some(p) => p.auth.reload(&config)?,
@@ -159,7 +160,7 @@ impl State {
             nets: config.listener.trusted_proxies.clone(),
             proxy_protocol: config.listener.proxy_protocol,
         };
-        let dlp = dlp_runtime(&config).await?;
+        let dlp = dlp_runtime(Arc::clone(&config)).await?;
         // Last, once nothing can fail: a rejected reload leaves the rules in force alone.
         observers.metrics.set_known(
             config.partners.keys().cloned(),
@@ -176,7 +177,7 @@ impl State {
             .await;
         Ok(State {
             dlp,
-            config: Arc::new(config),
+            config,
             tls,
             auth,
             shares,
@@ -210,8 +211,9 @@ impl State {
 }
 
 /// The DLP runtime of a configuration (loading the pack and compiling every profile).
-async fn dlp_runtime(config: &Config) -> Result<Option<Arc<crate::data::DlpRuntime>>, StartError> {
-    let config = config.clone();
+async fn dlp_runtime(
+    config: Arc<Config>,
+) -> Result<Option<Arc<crate::data::DlpRuntime>>, StartError> {
     tokio::task::spawn_blocking(move || crate::data::DlpRuntime::build(&config))
         .await
         .map_err(|e| StartError::Dlp(e.to_string()))?
@@ -272,27 +274,11 @@ impl PartnerGate {
 pub async fn key_cache(
     config: &Config,
 ) -> Result<Option<Arc<crate::crypto::DataKeyCache>>, crate::crypto::KeyError> {
-    use crate::config::KeyServiceConfig;
-    use crate::crypto::{DataKeyCache, KeyService, KmsKeyService, LocalKeyService};
+    use crate::crypto::{DataKeyCache, LocalKey};
     if !config.shares.values().any(|s| s.encrypt) {
         return Ok(None);
     }
-    let service: Arc<dyn KeyService> = match &config.keys.service {
-        KeyServiceConfig::Local { file } => {
-            let file = file.clone();
-            let local = tokio::task::spawn_blocking(move || LocalKeyService::open_or_create(&file))
-                .await
-                .map_err(|e| crate::crypto::KeyError::Unavailable(e.to_string()))??;
-            Arc::new(local)
-        }
-        KeyServiceConfig::Kms {
-            region,
-            endpoint_url,
-            key_id,
-        } => Arc::new(
-            KmsKeyService::new(region.as_deref(), endpoint_url.as_deref(), key_id.clone()).await,
-        ),
-    };
+    let service = crate::crypto::key_service(&config.keys.service, LocalKey::Create).await?;
     Ok(Some(Arc::new(DataKeyCache::new(
         service,
         config.keys.cache_capacity,

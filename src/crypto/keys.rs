@@ -89,3 +89,41 @@ pub(crate) fn data_key_from(
     key.copy_from_slice(&plaintext);
     Ok(key)
 }
+
+/// What opening the local key service does when its key file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalKey {
+    /// Create it (the first start of a gateway that encrypts).
+    Create,
+    /// Fail: something is already wrapped under the key the file should hold.
+    MustExist,
+}
+
+/// A client of the configured key service (`[keys] service`).
+pub async fn key_service(
+    config: &crate::config::KeyServiceConfig,
+    local: LocalKey,
+) -> Result<std::sync::Arc<dyn KeyService>, KeyError> {
+    use crate::config::KeyServiceConfig;
+    Ok(match config {
+        KeyServiceConfig::Local { file } => {
+            let file = file.clone();
+            let open = tokio::task::spawn_blocking(move || match local {
+                LocalKey::Create => super::LocalKeyService::open_or_create(&file),
+                LocalKey::MustExist => super::LocalKeyService::open(&file),
+            });
+            let service = open
+                .await
+                .map_err(|e| KeyError::Unavailable(e.to_string()))??;
+            std::sync::Arc::new(service)
+        }
+        KeyServiceConfig::Kms {
+            region,
+            endpoint_url,
+            key_id,
+        } => std::sync::Arc::new(
+            super::KmsKeyService::new(region.as_deref(), endpoint_url.as_deref(), key_id.clone())
+                .await,
+        ),
+    })
+}

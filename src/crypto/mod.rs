@@ -44,7 +44,7 @@ pub use context::EncryptionContext;
 pub use derive::{ContentKey, ObjectLocation};
 pub use envelope::{SealedObject, open_object, seal_for_put, seal_object};
 pub use format::{ObjectId, ciphertext_size, plaintext_size};
-pub use keys::{DataKey, KeyError, KeyService};
+pub use keys::{DataKey, KeyError, KeyService, LocalKey, key_service};
 pub use kms::KmsKeyService;
 pub use local::LocalKeyService;
 pub use metadata::EnvelopeMetadata;

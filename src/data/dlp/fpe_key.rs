@@ -12,8 +12,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, KeyServiceConfig};
-use crate::crypto::{KeyError, KeyService, KmsKeyService, LocalKeyService};
+use crate::config::Config;
+use crate::crypto::{KeyError, KeyService, LocalKey};
 use crate::dlp::{FpeError, FpeKey, FpeKeyFile};
 
 /// Shortest pause between two attempts to unwrap the key after the service did not answer.
@@ -40,7 +40,10 @@ impl FpeSource {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "the FPE key service needs the Tokio runtime".to_string())?;
         let service = runtime
-            .block_on(key_service(&config.keys.service))
+            .block_on(crate::crypto::key_service(
+                &config.keys.service,
+                LocalKey::MustExist,
+            ))
             .map_err(|e| format!("FPE key file {}: {e}", path.display()))?;
         let source = FpeSource {
             file,
@@ -92,18 +95,4 @@ impl FpeSource {
             }
         }
     }
-}
-
-/// The configured key service, without the data-key cache (one key, unwrapped once).
-async fn key_service(config: &KeyServiceConfig) -> Result<Arc<dyn KeyService>, KeyError> {
-    Ok(match config {
-        KeyServiceConfig::Local { file } => Arc::new(LocalKeyService::open(file)?),
-        KeyServiceConfig::Kms {
-            region,
-            endpoint_url,
-            key_id,
-        } => Arc::new(
-            KmsKeyService::new(region.as_deref(), endpoint_url.as_deref(), key_id.clone()).await,
-        ),
-    })
 }
