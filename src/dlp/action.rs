@@ -79,12 +79,19 @@ impl Action {
 
     /// Whether the replacement can differ in length from the value.
     /// In JSON, a replaced number becomes a string (two quotes more) whatever the action; see
-    /// `Engine::preserves_length`.
+    /// [`Action::keeps_length`].
     pub fn changes_length(&self) -> bool {
         !matches!(
             self,
             Action::Mask { .. } | Action::Allow | Action::TokenizeFpe
         )
+    }
+
+    /// Whether content keeps its length when this action applies to findings in it: `allow`
+    /// changes nothing; `mask` and `tokenize_fpe` keep lengths, except in JSON (`json`),
+    /// where a replaced number becomes a string.
+    pub fn keeps_length(&self, json: bool) -> bool {
+        *self == Action::Allow || !json && !self.changes_length()
     }
 
     fn needs_key(&self) -> bool {

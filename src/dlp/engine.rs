@@ -22,7 +22,7 @@ use regex_automata::dfa::dense;
 
 use super::action::{Action, Keys, Profile};
 use super::detector::{Detector, Scratch};
-use super::format::{CsvOptions, FieldPath, FieldTarget, Format, FormatHint, OnUnscannable};
+use super::format::{CsvOptions, FieldPath, FieldTarget, FormatHint, OnUnscannable};
 use super::fpe::Ff1;
 use super::pattern::{Pack, PatternError};
 use super::stream::{ScanMode, Scanner};
@@ -121,6 +121,9 @@ pub struct Engine {
     pub(crate) rules: Vec<RuleSlot>,
     pub(crate) on_unscannable: OnUnscannable,
     pub(crate) csv: CsvOptions,
+    /// Per target: its place when findings of the same span tie (higher priority, then pack
+    /// order, first).
+    pub(crate) ranks: Vec<u32>,
     profile: String,
     pack_version: String,
     /// Regex caches of finished scanners, for the next ones.
@@ -206,6 +209,7 @@ impl Engine {
         let mut engine = build(slots, keys, &profile.name, pack.version(), set_dfa)
             .map_err(|e| ProfileErrors(vec![e]))?;
         engine.rules = rules;
+        engine.ranks = engine.tie_ranks();
         engine.on_unscannable = profile.on_unscannable;
         engine.csv = profile.csv;
         Ok(engine)
@@ -227,19 +231,16 @@ impl Engine {
         Scanner::new(Arc::clone(self), mode, Some(hint.declared()))
     }
 
-    /// Whether output always has the input's length for bodies of `format` (every action is
-    /// `mask`, `allow` or `tokenize_fpe`, and in JSON nothing is replaced at all, since a
-    /// replaced number becomes a string). When false, send the body chunked.
-    pub fn preserves_length(&self, format: Format) -> bool {
-        let mut actions = self
-            .slots
+    /// Whether output always has the input's length for bodies of `format`, whatever is
+    /// found (the gateway decides per object, from what was found: see `Verdict`).
+    #[cfg(test)]
+    pub(crate) fn preserves_length(&self, format: super::Format) -> bool {
+        let json = matches!(format, super::Format::Json | super::Format::Ndjson);
+        self.slots
             .iter()
             .map(|s| s.action)
-            .chain(self.rules.iter().map(|r| r.action));
-        match format {
-            Format::Json | Format::Ndjson => actions.all(|a| a == Action::Allow),
-            _ => actions.all(|a| !a.changes_length()),
-        }
+            .chain(self.rules.iter().map(|r| r.action))
+            .all(|a| a.keeps_length(json))
     }
 
     /// Detectors and rules: target `i` of a candidate.
@@ -265,7 +266,7 @@ impl Engine {
     }
 
     /// Per target, its rank among all targets ordered by priority (highest first), then index.
-    pub(crate) fn tie_ranks(&self) -> Vec<u32> {
+    fn tie_ranks(&self) -> Vec<u32> {
         let mut order: Vec<u32> = (0..self.targets() as u32).collect();
         order.sort_by_key(|&i| (std::cmp::Reverse(self.target(i).priority), i));
         let mut rank = vec![0; order.len()];
@@ -409,7 +410,7 @@ pub(crate) fn build(
             }
         },
     };
-    Ok(Engine {
+    let mut engine = Engine {
         horizon: engine_slots
             .iter()
             .map(|s| s.det.horizon())
@@ -433,7 +434,10 @@ pub(crate) fn build(
         profile: profile.to_string(),
         pack_version: pack_version.to_string(),
         pool: Mutex::new(Vec::new()),
-    })
+        ranks: Vec::new(),
+    };
+    engine.ranks = engine.tie_ranks();
+    Ok(engine)
 }
 
 /// Runs one detector's examples and negative examples through an engine holding only it.

@@ -128,9 +128,6 @@ pub struct Scanner {
     pending: Vec<Candidate>,
     /// Scratch for the candidates being decided, in order.
     decided: Vec<Candidate>,
-    /// Per target: its place when findings of the same span tie (higher priority, then pack
-    /// order, first).
-    rank: Vec<u32>,
     /// End of the last chosen finding; candidates starting before it lose.
     covered_until: u64,
     /// Every candidate starting before this is decided (and output emitted up to here).
@@ -191,7 +188,6 @@ impl Scanner {
             events: Vec::new(),
             pending: Vec::new(),
             decided: Vec::new(),
-            rank: engine.tie_ranks(),
             covered_until: 0,
             frontier: 0,
             input: VecDeque::new(),
@@ -351,7 +347,8 @@ impl Scanner {
         // Only the candidates decided now are ordered; later ones wait unsorted.
         let mut decided = std::mem::take(&mut self.decided);
         decided.extend(self.pending.extract_if(.., |c| c.start < frontier));
-        let rank = &self.rank;
+        let engine = Arc::clone(&self.engine);
+        let rank = &engine.ranks;
         // Stable: each detector's candidates arrive as a sorted run, which a merge sort uses.
         decided.sort_by_key(|c| {
             let len = std::cmp::Reverse(c.end - c.start);

@@ -10,7 +10,7 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::FindingCount;
-use crate::dlp::Summary;
+use crate::dlp::{Action, Summary};
 
 /// Object metadata name of the verdict (reserved: partners cannot set `gatehouse-*`).
 pub const VERDICT_META: &str = "gatehouse-dlp";
@@ -113,32 +113,21 @@ impl Verdict {
     }
 
     /// Whether the transformed content has the stored content's length: unscannable content
-    /// passes unchanged; `allow` changes nothing; `mask` and `tokenize_fpe` keep lengths
-    /// except in JSON, where a replaced number becomes a string.
+    /// passes unchanged, and otherwise every action found must keep lengths in this format
+    /// ([`Action::keeps_length`]).
     pub fn keeps_length(&self) -> bool {
         let json = matches!(self.format.as_str(), "json" | "ndjson");
         self.unscannable
-            || self.findings.iter().all(|f| match f.action {
-                "allow" => true,
-                "mask" | "tokenize_fpe" => !json,
-                _ => false,
-            })
+            || self
+                .findings
+                .iter()
+                .all(|f| Action::from_name(f.action).is_some_and(|a: Action| a.keeps_length(json)))
     }
 }
 
 /// The static name of an action named in a verdict.
 fn action_name(name: &str) -> Option<&'static str> {
-    [
-        "mask",
-        "redact",
-        "tokenize",
-        "hash",
-        "block",
-        "allow",
-        "tokenize_fpe",
-    ]
-    .into_iter()
-    .find(|a| *a == name)
+    Action::from_name(name).map(|a| a.name())
 }
 
 #[cfg(test)]
