@@ -3,6 +3,9 @@
 //! chunks as the gateway does: scan only, scan and mask, and scan with the credential
 //! detectors only (few findings: the cost of the keyword and set passes).
 //!
+//! The same sensitive mix diluted in clean lines (logs and events without IPs or people, and
+//! prose), down to no findings at all: throughput against the density of findings.
+//!
 //! Also the CSV part alone, parsed as CSV (header context, cells) and as text: the cost of
 //! the format layer.
 //!
@@ -210,6 +213,73 @@ fn corpus(size: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// NDJSON events and access-log lines with nothing sensitive (no IPs, tokens or people), and
+/// prose: what most of a data lake holds.
+fn clean(rng: &mut Rng, out: &mut String) {
+    match rng.below(3) {
+        0 => {
+            let _ = writeln!(
+                out,
+                "{{\"ts\":\"2025-11-{:02}T{:02}:{:02}:{:02}.{}Z\",\"event\":\"{}\",\"order\":\"ORD-{}\",\"items\":{},\"amount\":{}.{:02},\"region\":\"{}\"}}",
+                1 + rng.below(28),
+                rng.below(24),
+                rng.below(60),
+                rng.below(60),
+                rng.digits(3),
+                rng.pick(&["view", "download", "list", "share"]),
+                rng.digits(6),
+                1 + rng.below(20),
+                rng.below(5000),
+                rng.below(100),
+                rng.pick(&["eu-west-1", "us-east-1", "ap-south-1"])
+            );
+        }
+        1 => {
+            let _ = writeln!(
+                out,
+                "web-{:02}.internal - - [05/Nov/2025:{:02}:{:02}:{:02} +0000] \"GET {}?page={} HTTP/1.1\" {} {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\" rt={}.{:03}",
+                rng.below(40),
+                rng.below(24),
+                rng.below(60),
+                rng.below(60),
+                rng.pick(PATHS),
+                rng.below(50),
+                rng.pick(&["200", "200", "304", "404", "500"]),
+                rng.below(100_000),
+                rng.below(3),
+                rng.below(1000)
+            );
+        }
+        _ => prose(rng, out),
+    }
+}
+
+/// About `size` bytes in which one line in `every` comes from [`corpus`]'s sensitive mix and
+/// the others are [`clean`] (`every = 0`: clean only).
+fn diluted(size: usize, every: u64) -> Vec<u8> {
+    let mut rng = Rng(99);
+    let mut out = String::with_capacity(size + 4096);
+    let kinds: [fn(&mut Rng, &mut String); 4] = [csv, ndjson, log, prose];
+    let mut k = 0;
+    while out.len() < size {
+        if every > 0 && rng.below(every) == 0 {
+            kinds[k % 4](&mut rng, &mut out);
+            k += 1;
+        } else {
+            clean(&mut rng, &mut out);
+        }
+    }
+    out.into_bytes()
+}
+
+/// `data` in 64 KiB chunks, as the gateway receives an object body.
+fn chunked(data: &Bytes) -> Vec<Bytes> {
+    (0..data.len())
+        .step_by(64 * 1024)
+        .map(|i| data.slice(i..(i + 64 * 1024).min(data.len())))
+        .collect()
+}
+
 /// About `size` bytes of CSV rows under a header.
 fn csv_corpus(size: usize) -> Vec<u8> {
     let mut rng = Rng(7);
@@ -250,10 +320,7 @@ fn scan_as(engine: &Arc<Engine>, chunks: &[Bytes], mode: ScanMode, format: Optio
 
 fn bench(c: &mut Criterion) {
     let data = Bytes::from(corpus(4 << 20));
-    let chunks: Vec<Bytes> = (0..data.len())
-        .step_by(64 * 1024)
-        .map(|i| data.slice(i..(i + 64 * 1024).min(data.len())))
-        .collect();
+    let chunks = chunked(&data);
     let engine = Arc::new(Engine::compile(&Pack::builtin(), &Profile::default_masking()).unwrap());
     let found = scan(&engine, &chunks, ScanMode::Detect);
     eprintln!(
@@ -284,11 +351,29 @@ fn bench(c: &mut Criterion) {
         b.iter(|| scan(&secrets, &chunks, ScanMode::Detect))
     });
     g.finish();
+    // Throughput against the density of findings: the sensitive mix diluted in clean lines.
+    let mut g = c.benchmark_group("dlp-density");
+    for every in [10, 100, 0] {
+        let data = Bytes::from(diluted(4 << 20, every));
+        let chunks = chunked(&data);
+        let found = scan(&engine, &chunks, ScanMode::Detect);
+        let name = match every {
+            0 => "clean".to_string(),
+            n => format!("1-in-{n}-lines"),
+        };
+        eprintln!(
+            "dlp-density/{name}: {} bytes, {found} findings (one per {} bytes)",
+            data.len(),
+            data.len() as u64 / found.max(1)
+        );
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| scan(&engine, &chunks, ScanMode::Detect))
+        });
+    }
+    g.finish();
     let data = Bytes::from(csv_corpus(4 << 20));
-    let chunks: Vec<Bytes> = (0..data.len())
-        .step_by(64 * 1024)
-        .map(|i| data.slice(i..(i + 64 * 1024).min(data.len())))
-        .collect();
+    let chunks = chunked(&data);
     let mut g = c.benchmark_group("dlp-csv");
     g.throughput(Throughput::Bytes(data.len() as u64));
     for (name, format) in [("as-text", Format::Text), ("as-csv", Format::Csv)] {
