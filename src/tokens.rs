@@ -75,18 +75,21 @@ where
     // A (partner, client IP) pair with too many failed attempts is refused before any
     // signature is checked; a stranger elsewhere cannot lock the partner out. For a token
     // exchange without client_id the partner is the one the subject token's issuer names.
-    let claimed = state.auth.claimed_partner(&bytes);
+    let form = match crate::auth::read_form(&bytes) {
+        Ok(form) => form,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return oauth_error(ctx, status, e.error, e.description, e.reason);
+        }
+    };
+    let claimed = state.auth.claimed_partner(&form);
     if let Some(id) = &claimed
         && let Err(e) = state.limiters.lockout().check(id, ip)
     {
         ctx.event.partner = Some(id.chars().take(128).collect());
         return slow_down(ctx, &e);
     }
-    match state
-        .auth
-        .token_request(&bytes, jiff::Timestamp::now())
-        .await
-    {
+    match state.auth.token_request(form, jiff::Timestamp::now()).await {
         Ok(issued) => {
             state.limiters.lockout().record_success(&issued.partner, ip);
             ctx.event.decision = Decision::Allow;

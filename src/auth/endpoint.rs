@@ -131,9 +131,12 @@ pub(crate) struct TokenRequest {
     pub duration: Option<u64>,
 }
 
+/// A token request's form parameters, by name.
+pub type Form = HashMap<String, String>;
+
 /// The form's parameters. Parameters without a value count as absent (RFC 6749 §3.1); any
 /// parameter given twice is refused (§3.2).
-pub(crate) fn read_form(body: &[u8]) -> Result<HashMap<String, String>, TokenError> {
+pub fn read_form(body: &[u8]) -> Result<Form, TokenError> {
     let mut fields: HashMap<String, String> = HashMap::new();
     for (name, value) in form_urlencoded::parse(body) {
         if name.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
@@ -152,17 +155,8 @@ pub(crate) fn read_form(body: &[u8]) -> Result<HashMap<String, String>, TokenErr
     Ok(fields)
 }
 
-/// The `grant_type` of a form body, if it has exactly one (for dispatching; the request
-/// is parsed in full by the grant's own parser).
-pub(crate) fn grant_type(body: &[u8]) -> Option<String> {
-    let mut found = form_urlencoded::parse(body).filter(|(k, _)| k == "grant_type");
-    let first = found.next()?;
-    found.next().is_none().then(|| first.1.into_owned())
-}
-
 /// Parses a client-credentials request. Unknown parameters are ignored.
-pub(crate) fn parse_token_request(body: &[u8]) -> Result<TokenRequest, TokenError> {
-    let mut fields = read_form(body)?;
+pub(crate) fn parse_token_request(mut fields: Form) -> Result<TokenRequest, TokenError> {
     let mut take = |name: &str| fields.remove(name);
     let missing = |desc| TokenError::invalid_request("malformed_request", desc);
 

@@ -12,6 +12,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::endpoint::{Form, read_form};
 use super::federation::{JWKS_UNAVAILABLE, mfa, request};
 use super::{AuthenticatedBy, Authority, Grant, Issued, TokenError};
 use crate::config::PartnerStatus;
@@ -19,7 +20,16 @@ use crate::config::PartnerStatus;
 impl Authority {
     /// Handles a token exchange form body at `now`.
     pub async fn exchange(&self, body: &[u8], now: jiff::Timestamp) -> Result<Issued, TokenError> {
-        let req = request::parse(body)?;
+        self.exchange_form(read_form(body)?, now).await
+    }
+
+    /// Handles the parsed form of a token exchange at `now`.
+    pub(super) async fn exchange_form(
+        &self,
+        form: Form,
+        now: jiff::Timestamp,
+    ) -> Result<Issued, TokenError> {
+        let req = request::parse(form)?;
         let refused = TokenError::exchange_refused;
         let id = self
             .federation

@@ -34,7 +34,7 @@ mod session;
 mod tests;
 
 use endpoint::TOKEN_EXCHANGE;
-pub use endpoint::{JWT_BEARER, TokenError};
+pub use endpoint::{Form, JWT_BEARER, TokenError, read_form};
 pub use federation::jwks::check_jwks;
 pub use keys::{KeyAlg, check_public_key_pem};
 pub use session::{BearerError, Issued, Session};
@@ -237,7 +237,12 @@ impl Authority {
     /// Order: form, grant type, partner exists, assertion signature and claims, replay,
     /// external id, partner status and validity, scope, lifetime.
     pub fn token(&self, body: &[u8], now: jiff::Timestamp) -> Result<Issued, TokenError> {
-        let req = endpoint::parse_token_request(body)?;
+        self.token_form(read_form(body)?, now)
+    }
+
+    /// [`Authority::token`] on the parsed form.
+    fn token_form(&self, form: Form, now: jiff::Timestamp) -> Result<Issued, TokenError> {
+        let req = endpoint::parse_token_request(form)?;
         let id = req.client_id.as_str();
         let tag = |e: TokenError| e.with_partner(id);
         let now_s = now.as_second();
@@ -284,38 +289,33 @@ impl Authority {
         self.issue(id, partner, grant, now).map_err(tag)
     }
 
-    /// Handles a `POST /v1/token` body of either grant: client credentials with a client
-    /// assertion ([`Authority::token`]) or token exchange ([`Authority::exchange`]).
+    /// Handles the form of a `POST /v1/token` (parsed once by [`read_form`]) of either grant:
+    /// client credentials with a client assertion ([`Authority::token`]) or token exchange
+    /// ([`Authority::exchange`]).
     pub async fn token_request(
         &self,
-        body: &[u8],
+        form: Form,
         now: jiff::Timestamp,
     ) -> Result<Issued, TokenError> {
-        if endpoint::grant_type(body).as_deref() == Some(TOKEN_EXCHANGE) {
-            self.exchange(body, now).await
+        if is_exchange(&form) {
+            self.exchange_form(form, now).await
         } else {
-            self.token(body, now)
+            self.token_form(form, now)
         }
     }
 
     /// The partner a token request claims to come from, before anything is verified: the
     /// `client_id`, or for a token exchange without one the partner of the subject token's
     /// issuer (and tenant). Only for keying the lockout of failed attempts.
-    pub fn claimed_partner(&self, body: &[u8]) -> Option<String> {
-        let field = |name: &str| {
-            form_urlencoded::parse(body)
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
-                .filter(|v| !v.is_empty())
-        };
-        if let Some(id) = field("client_id") {
-            return Some(id);
+    pub fn claimed_partner(&self, form: &Form) -> Option<String> {
+        if let Some(id) = form.get("client_id") {
+            return Some(id.clone());
         }
-        if endpoint::grant_type(body).as_deref() != Some(TOKEN_EXCHANGE) {
+        if !is_exchange(form) {
             return None;
         }
-        let token = field("subject_token")?;
-        self.federation.resolve(&token).ok().map(str::to_owned)
+        let token = form.get("subject_token")?;
+        self.federation.resolve(token).ok().map(str::to_owned)
     }
 
     /// Scope, lifetime and the signed access token, once the caller is authenticated and
@@ -457,6 +457,10 @@ impl Authority {
             amr: c.amr,
         })
     }
+}
+
+fn is_exchange(form: &Form) -> bool {
+    form.get("grant_type").map(String::as_str) == Some(TOKEN_EXCHANGE)
 }
 
 impl fmt::Debug for Authority {

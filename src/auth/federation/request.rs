@@ -31,8 +31,7 @@ pub(crate) struct ExchangeRequest {
 }
 
 /// Parses the form; unknown parameters are ignored, as in the client-credentials grant.
-pub(crate) fn parse(body: &[u8]) -> Result<ExchangeRequest, TokenError> {
-    let mut fields = endpoint::read_form(body)?;
+pub(crate) fn parse(mut fields: endpoint::Form) -> Result<ExchangeRequest, TokenError> {
     let mut take = |name: &str| fields.remove(name);
     let bad = |desc| TokenError::invalid_request("malformed_request", desc);
     if take("grant_type").as_deref() != Some(TOKEN_EXCHANGE) {
