@@ -10,12 +10,15 @@
 //! until a lifecycle rule on the staging prefix removes it (docs/operations.md).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyError;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use futures_util::StreamExt;
 
 use super::{S3Store, upstream};
 use crate::store::{
@@ -113,16 +116,21 @@ impl S3Store {
         opts: PutOptions,
     ) -> Result<Staged, StoreError> {
         let staging = format!("{STAGING_PREFIX}{}", ulid::Ulid::new());
+        // Counted on the way through: no HeadObject afterwards for the size.
+        let stored = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&stored);
+        let body: ByteStream = Box::pin(body.inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+            }
+        }));
         self.put(&staging, body, opts.clone()).await?;
         let guard = StagingKey {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             key: Some(staging.clone()),
         };
-        let size = match opts.content_length {
-            Some(n) => n,
-            None => self.head(&staging).await?.size,
-        };
+        let size = stored.load(Ordering::Relaxed);
         Ok(Staged {
             key: key.to_owned(),
             size,

@@ -446,6 +446,20 @@ async fn s3_staged_uploads_commit_by_copy_and_leave_no_staging_key() {
     assert_eq!(meta.metadata["classification"], "public");
     assert_eq!(open_uploads(&store).await, 0);
 
+    // Without a Content-Length (a chunked upload) the size is what went through, and the
+    // multipart copy takes all of it.
+    let staged = store
+        .stage("chunked", body(&data, 1 << 20), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(staged.size, data.len() as u64);
+    store
+        .commit_with(staged, BTreeMap::new(), 1 << 20, 5 << 20)
+        .await
+        .unwrap();
+    assert_eq!(read(&store, "chunked", None).await.unwrap(), data);
+    assert_eq!(open_uploads(&store).await, 0);
+
     // A dropped staged upload is deleted.
     let staged = store.stage("gone", body(b"x", 1), sized(1)).await.unwrap();
     drop(staged);
