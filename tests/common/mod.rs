@@ -392,7 +392,7 @@ impl Gateway {
         let mut lines = Vec::new();
         for entry in std::fs::read_dir(self.audit_dir()).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            lines.extend(text.lines().map(|l| {
+            lines.extend(complete_lines(&text).map(|l| {
                 let v = serde_json::from_str::<serde_json::Value>(l).unwrap();
                 assert!(ocsf::is_ocsf(&v), "not an OCSF event: {l}");
                 ocsf::native(&v)
@@ -407,7 +407,7 @@ impl Gateway {
         let mut lines = Vec::new();
         for entry in std::fs::read_dir(self.audit_dir()).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            lines.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
+            lines.extend(complete_lines(&text).map(|l| serde_json::from_str(l).unwrap()));
         }
         lines
     }
@@ -615,6 +615,13 @@ use rustls_pki_types::pem::PemObject;
 
 /// The `<Code>` of an S3 XML error body (empty when there is none).
 /// The `x-amz-request-id` of a response: the `request_id` of its audit event.
+/// The lines of an audit file that are complete: the writer may be half-way through the
+/// last one while a test reads the file.
+fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+}
+
 pub fn request_id(resp: &reqwest::Response) -> String {
     resp.headers()["x-amz-request-id"]
         .to_str()
