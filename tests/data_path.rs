@@ -668,6 +668,28 @@ async fn audit_failure_refuses_requests_until_it_recovers() {
     g.stop().await;
 }
 
+/// Fail closed for uploads: no upload is stored unless its durable start record is on disk,
+/// so while the audit trail cannot be written every PUT is refused with 503 (by the health
+/// gate, or by the start record itself for one that got past it) and nothing is stored.
+#[tokio::test]
+async fn uploads_are_refused_while_the_audit_trail_cannot_be_written() {
+    let g = Gateway::start(Setup {
+        audit_on_full_device: true,
+        ..Setup::default()
+    })
+    .await;
+    let t = g.token("full").await;
+    for i in 0..5 {
+        let resp = put(&g, &t, &format!("/exports/up-{i}.txt"), "TOP-SECRET-UPLOAD").await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = resp.text().await.unwrap();
+        assert_eq!(common::s3_code(&body), "ServiceUnavailable");
+        assert!(!body.contains("audit"), "no internal detail: {body}");
+    }
+    assert_eq!(g.store_list("").await, Vec::<String>::new());
+    g.stop().await;
+}
+
 /// An upload is on record, durably, before any byte of it is stored: a `request_start`
 /// line (method PUT, status 0) precedes the request's final line in the trail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
