@@ -6,6 +6,11 @@
 //! The same sensitive mix diluted in clean lines (logs and events without IPs or people, and
 //! prose), down to no findings at all: throughput against the density of findings.
 //!
+//! The floor under all of these: the passes over every byte that open candidate windows
+//! (`dlp-passes`, on the clean text): the keyword and context-word automaton alone, the
+//! keyword-free detectors' DFA alone, both as the engine runs them, and one lazy DFA over both
+//! (the alternative a single pass would need: a fully built one does not fit in memory).
+//!
 //! Also the CSV part alone, parsed as CSV (header context, cells) and as text: the cost of
 //! the format layer.
 //!
@@ -318,6 +323,143 @@ fn scan_as(engine: &Arc<Engine>, chunks: &[Bytes], mode: ScanMode, format: Optio
     s.summary().total()
 }
 
+/// Words and keyword-free regexes of the pack, as the engine splits them.
+fn pass_inputs(pack: &Pack) -> (Vec<String>, Vec<String>) {
+    let (mut words, mut set) = (Vec::new(), Vec::new());
+    for d in &pack.detectors {
+        for w in d.keywords.iter().chain(&d.context) {
+            if !words.contains(w) {
+                words.push(w.clone());
+            }
+        }
+        if d.keywords.is_empty() && d.context.is_empty() {
+            set.push(d.pattern.clone());
+        }
+    }
+    (words, set)
+}
+
+fn syntax() -> regex_automata::util::syntax::Config {
+    regex_automata::util::syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .multi_line(true)
+}
+
+/// Four interleaved lanes over four quarters of `data` (as the engine's lanes): `step` is one
+/// DFA transition, `hit` the cheap match-state test. Gives the number of match steps.
+fn four_lanes<S: Copy>(
+    data: &[u8],
+    start: S,
+    step: impl Fn(S, u8) -> S,
+    hit: impl Fn(S) -> bool,
+) -> u64 {
+    let q = data.len() / 4;
+    let (l0, l1, l2, l3) = (
+        &data[..q],
+        &data[q..2 * q],
+        &data[2 * q..3 * q],
+        &data[3 * q..4 * q],
+    );
+    let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
+    let mut n = 0;
+    for (((&b0, &b1), &b2), &b3) in l0.iter().zip(l1).zip(l2).zip(l3) {
+        s0 = step(s0, b0);
+        s1 = step(s1, b1);
+        s2 = step(s2, b2);
+        s3 = step(s3, b3);
+        if hit(s0) | hit(s1) | hit(s2) | hit(s3) {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn passes(c: &mut Criterion, data: &[u8]) {
+    use aho_corasick::automaton::Automaton as _;
+    use regex_automata::dfa::{Automaton as _, StartKind, dense};
+    use regex_automata::util::start;
+    use regex_automata::{Anchored, MatchKind, hybrid, nfa::thompson};
+    let (words, set) = pass_inputs(&Pack::builtin());
+    let ac = aho_corasick::dfa::DFA::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(aho_corasick::MatchKind::Standard)
+        .start_kind(aho_corasick::StartKind::Unanchored)
+        .prefilter(false)
+        .build(&words)
+        .unwrap();
+    let dfa = dense::Builder::new()
+        .syntax(syntax())
+        .thompson(thompson::Config::new().utf8(false))
+        .configure(
+            dense::Config::new()
+                .match_kind(MatchKind::All)
+                .start_kind(StartKind::Unanchored)
+                .accelerate(false),
+        )
+        .build_many(&set)
+        .unwrap();
+    let mut fused: Vec<String> = set.clone();
+    fused.extend(
+        words
+            .iter()
+            .map(|w| format!("(?i){}", regex_syntax::escape(w))),
+    );
+    let lazy = hybrid::dfa::DFA::builder()
+        .syntax(syntax())
+        .thompson(thompson::Config::new().utf8(false))
+        .configure(
+            hybrid::dfa::Config::new()
+                .match_kind(MatchKind::All)
+                .cache_capacity(8 << 20),
+        )
+        .build_many(&fused)
+        .unwrap();
+    let any = aho_corasick::Anchored::No;
+    let ac_start = ac.start_state(any).unwrap();
+    let words_pass = || {
+        four_lanes(
+            data,
+            ac_start,
+            |s, b| ac.next_state(any, s, b),
+            |s| ac.is_special(s),
+        )
+    };
+    let set_start = dfa
+        .start_state(&start::Config::new().anchored(Anchored::No))
+        .unwrap();
+    let set_pass = || {
+        four_lanes(
+            data,
+            set_start,
+            |s, b| dfa.next_state(s, b),
+            |s| dfa.is_special_state(s),
+        )
+    };
+    let mut g = c.benchmark_group("dlp-passes");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("words", |b| b.iter(|| black_box(words_pass())));
+    g.bench_function("keyword-free-set", |b| b.iter(|| black_box(set_pass())));
+    g.bench_function("both", |b| b.iter(|| black_box(words_pass() + set_pass())));
+    let cache = std::cell::RefCell::new(lazy.create_cache());
+    g.bench_function("one-lazy-dfa", |b| {
+        b.iter(|| {
+            let mut cache = cache.borrow_mut();
+            let start = lazy
+                .start_state(&mut cache, &start::Config::new().anchored(Anchored::No))
+                .unwrap();
+            let cache = std::cell::RefCell::new(&mut *cache);
+            black_box(four_lanes(
+                data,
+                start,
+                |s, b| lazy.next_state(&mut cache.borrow_mut(), s, b).unwrap(),
+                |s| s.is_tagged(),
+            ))
+        })
+    });
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let data = Bytes::from(corpus(4 << 20));
     let chunks = chunked(&data);
@@ -352,6 +494,7 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     // Throughput against the density of findings: the sensitive mix diluted in clean lines.
+    passes(c, &diluted(4 << 20, 0));
     let mut g = c.benchmark_group("dlp-density");
     for every in [10, 100, 0] {
         let data = Bytes::from(diluted(4 << 20, every));
