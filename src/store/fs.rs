@@ -51,10 +51,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use super::{
@@ -66,6 +67,9 @@ use super::{
 const COMPONENT: usize = 200;
 const OBJECT_SUFFIX: &str = ".o";
 const READ_CHUNK: usize = 64 * 1024;
+/// Bodies (or ranges) up to this size are read in the same blocking call as their metadata:
+/// a small GET costs one hand-off to the blocking pool instead of five.
+const INLINE_READ: u64 = 64 * 1024;
 const LOCK_STRIPES: usize = 64;
 const READ_ATTEMPTS: u32 = 6;
 /// Temp files older than this are left-overs of a crash and removed on `open`.
@@ -108,6 +112,19 @@ struct StoredMeta {
     body_id: u64,
 }
 
+/// What [`FsStore::open_consistent`] found.
+struct Opened {
+    meta: StoredMeta,
+    /// When asked for: the range served (`None`: all of it) and the body.
+    body: Option<(Option<(u64, u64)>, OpenBody)>,
+}
+
+enum OpenBody {
+    Read(Bytes),
+    /// Open at the first byte served, with the number of bytes to serve.
+    File(std::fs::File, u64),
+}
+
 impl StoredMeta {
     fn to_meta(&self) -> ObjectMeta {
         ObjectMeta {
@@ -144,34 +161,69 @@ impl FsStore {
         })
     }
 
-    /// Opens the body and its matching metadata, retrying while an overwrite is mid-way.
+    /// Opens the body and its matching metadata, retrying while an overwrite is mid-way, in
+    /// one blocking call; with `read`, also the body (or the range of it) the caller serves:
+    /// read there when at most [`INLINE_READ`] bytes, else left open at its first byte.
     async fn open_consistent(
         &self,
         key: &str,
-    ) -> Result<(tokio::fs::File, StoredMeta), StoreError> {
+        read: Option<Option<ByteRange>>,
+    ) -> Result<Opened, StoreError> {
         let rel = key_path(key);
         let (body_path, meta_path) = (self.dirs.objects.join(&rel), self.dirs.meta.join(&rel));
-        for attempt in 0..READ_ATTEMPTS {
-            let file = match tokio::fs::File::open(&body_path).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
-                Err(e) => return Err(io_failure("open object", e)),
-            };
-            let stat = file
-                .metadata()
-                .await
-                .map_err(|e| io_failure("stat object", e))?;
-            if let Some(meta) = read_meta(&meta_path).await?
-                && meta.body_id == body_id(&stat)
-                && meta.size == stat.len()
-            {
-                return Ok((file, meta));
+        blocking(move || {
+            for attempt in 0..READ_ATTEMPTS {
+                let mut file = match std::fs::File::open(&body_path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
+                    Err(e) => return Err(io_failure("open object", e)),
+                };
+                let stat = file.metadata().map_err(|e| io_failure("stat object", e))?;
+                let meta = match std::fs::read(&meta_path) {
+                    Ok(raw) => Some(parse_meta(&raw)?),
+                    Err(e) if e.kind() == ErrorKind::NotFound => None,
+                    Err(e) => return Err(io_failure("read metadata", e)),
+                };
+                let Some(meta) =
+                    meta.filter(|m| m.body_id == body_id(&stat) && m.size == stat.len())
+                else {
+                    std::thread::sleep(Duration::from_millis(1 << attempt));
+                    continue;
+                };
+                let Some(range) = read else {
+                    return Ok(Opened { meta, body: None });
+                };
+                let size = meta.size;
+                let served = match range {
+                    None => None,
+                    Some(r) => Some(r.resolve(size).ok_or(StoreError::InvalidRange { size })?),
+                };
+                let (start, len) =
+                    served.map_or((0, size), |(first, last)| (first, last - first + 1));
+                if start > 0 {
+                    std::io::Seek::seek(&mut file, SeekFrom::Start(start))
+                        .map_err(|e| io_failure("seek object", e))?;
+                }
+                let body = if len <= INLINE_READ {
+                    let mut buf = vec![0; len as usize];
+                    std::io::Read::read_exact(&mut file, &mut buf).map_err(|e| match e.kind() {
+                        ErrorKind::UnexpectedEof => short_file(),
+                        _ => io_failure("read object", e),
+                    })?;
+                    OpenBody::Read(Bytes::from(buf))
+                } else {
+                    OpenBody::File(file, len)
+                };
+                return Ok(Opened {
+                    meta,
+                    body: Some((served, body)),
+                });
             }
-            tokio::time::sleep(Duration::from_millis(1 << attempt)).await;
-        }
-        Err(StoreError::Upstream(
-            "object metadata does not match its body (interrupted overwrite?)".into(),
-        ))
+            Err(StoreError::Upstream(
+                "object metadata does not match its body (interrupted overwrite?)".into(),
+            ))
+        })
+        .await
     }
 
     /// Streams `body` into the temp file at `path`; returns size, ETag and the file identity.
@@ -231,26 +283,23 @@ impl FsStore {
 #[async_trait::async_trait]
 impl ObjectStore for FsStore {
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
-        Ok(self.open_consistent(key).await?.1.to_meta())
+        Ok(self.open_consistent(key, None).await?.meta.to_meta())
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, StoreError> {
-        let (mut file, meta) = self.open_consistent(key).await?;
-        let size = meta.size;
-        let served = match range {
-            None => None,
-            Some(r) => Some(r.resolve(size).ok_or(StoreError::InvalidRange { size })?),
+        let opened = self.open_consistent(key, Some(range)).await?;
+        let Some((served, body)) = opened.body else {
+            unreachable!("asked for the body");
         };
-        let (start, len) = served.map_or((0, size), |(first, last)| (first, last - first + 1));
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))
-                .await
-                .map_err(|e| io_failure("seek object", e))?;
-        }
+        let body: ByteStream = match body {
+            OpenBody::Read(bytes) if bytes.is_empty() => Box::pin(futures_util::stream::empty()),
+            OpenBody::Read(bytes) => Box::pin(futures_util::stream::once(async { Ok(bytes) })),
+            OpenBody::File(file, len) => exact_stream(tokio::fs::File::from_std(file), len),
+        };
         Ok(GetObject {
-            meta: meta.to_meta(),
+            meta: opened.meta.to_meta(),
             range: served,
-            body: exact_stream(file, len),
+            body,
         })
     }
 
@@ -638,24 +687,15 @@ fn exact_stream(file: tokio::fs::File, len: u64) -> ByteStream {
                 Some((Ok(b), Some((chunks, got))))
             }
             Some(Err(e)) => Some((Err(io_failure("read object", e)), None)),
-            None if got < len => Some((
-                Err(StoreError::Upstream(
-                    "object file shorter than recorded".into(),
-                )),
-                None,
-            )),
+            None if got < len => Some((Err(short_file()), None)),
             None => None,
         }
     });
     Box::pin(stream)
 }
 
-async fn read_meta(path: &Path) -> Result<Option<StoredMeta>, StoreError> {
-    match tokio::fs::read(path).await {
-        Ok(raw) => parse_meta(&raw).map(Some),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_failure("read metadata", e)),
-    }
+fn short_file() -> StoreError {
+    StoreError::Upstream("object file shorter than recorded".into())
 }
 
 fn parse_meta(raw: &[u8]) -> Result<StoredMeta, StoreError> {
