@@ -6,10 +6,13 @@
 //! (never `none` or HS*), then signature, `typ`, `iss`, `aud`, `exp`, `nbf`/`iat` and the
 //! lifetime ceiling are checked. Whether the partner is still allowed is the caller's check.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::Header;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::BearerError;
 use super::jws::{self, JwsError};
@@ -60,12 +63,13 @@ pub(crate) fn mint(key: &SigningKey, claims: &AccessClaims) -> Option<String> {
     jsonwebtoken::encode(&header, claims, &key.encoding).ok()
 }
 
-/// Verifies a bearer token against the listed gateway keys.
-pub(crate) fn verify(
+/// What does not depend on the time: header, key, signature, `typ`, `iss`, `aud`. The same
+/// token always gives the same answer (for the same keys and rules), so a success can be
+/// remembered; [`check_times`] must still pass on every use.
+pub(crate) fn verify_signed(
     keys: &[SigningKey],
     token: &str,
     rules: &AccessRules<'_>,
-    now: i64,
 ) -> Result<AccessClaims, BearerError> {
     let fail = |reason| Err(BearerError::new(reason));
     let Ok(header) = jws::peek_header(token) else {
@@ -101,6 +105,16 @@ pub(crate) fn verify(
     if c.aud != rules.audience {
         return fail("token_wrong_audience");
     }
+    Ok(c)
+}
+
+/// Expiry, not-before and the lifetime ceiling of verified claims at `now`.
+pub(crate) fn check_times(
+    c: &AccessClaims,
+    rules: &AccessRules<'_>,
+    now: i64,
+) -> Result<(), BearerError> {
+    let fail = |reason| Err(BearerError::new(reason));
     if now >= c.exp.saturating_add(rules.leeway) {
         return fail("token_expired");
     }
@@ -112,7 +126,50 @@ pub(crate) fn verify(
     if c.exp.saturating_sub(c.iat) > max || c.exp < c.iat {
         return fail("token_bad_lifetime");
     }
-    Ok(c)
+    Ok(())
+}
+
+/// Most verified tokens remembered; beyond it the expired ones go, and if none has expired
+/// the memory starts over.
+const VERIFIED_MAX: usize = 4096;
+
+/// Access tokens whose signature and static claims were verified, by SHA-256 of the whole
+/// token: a partner's next request with the same token skips the signature check (an Ed25519
+/// verification is most of the CPU a small GET costs the gateway). Only successes are kept,
+/// and only for this set of keys and rules: a reload builds a new authority with an empty
+/// memory. The time checks and everything about the partner run on every request.
+#[derive(Default)]
+pub(crate) struct VerifiedTokens(parking_lot::Mutex<HashMap<[u8; 32], Arc<AccessClaims>>>);
+
+impl VerifiedTokens {
+    /// The claims of `token`, verified now or before.
+    pub(crate) fn verify(
+        &self,
+        keys: &[SigningKey],
+        token: &str,
+        rules: &AccessRules<'_>,
+        now: i64,
+    ) -> Result<Arc<AccessClaims>, BearerError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let known = self.0.lock().get(&digest).cloned();
+        let c = match known {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(verify_signed(keys, token, rules)?);
+                let mut map = self.0.lock();
+                if map.len() >= VERIFIED_MAX {
+                    map.retain(|_, c| c.exp.saturating_add(rules.leeway) > now);
+                    if map.len() >= VERIFIED_MAX {
+                        map.clear();
+                    }
+                }
+                map.insert(digest, Arc::clone(&c));
+                c
+            }
+        };
+        check_times(&c, rules, now)?;
+        Ok(c)
+    }
 }
 
 /// Token lifetime in whole seconds: the requested (or default) one, capped by the partner's

@@ -108,6 +108,8 @@ pub struct Authority {
     federation: federation::Registry,
     /// JWKS caches, kept across reloads.
     jwks_caches: Arc<federation::Caches>,
+    /// Access tokens already verified against `signing` (new with every authority).
+    verified: access::VerifiedTokens,
 }
 
 /// What the authority keeps of a partner's configuration.
@@ -223,6 +225,7 @@ impl Authority {
             replay,
             federation,
             jwks_caches,
+            verified: access::VerifiedTokens::default(),
         })
     }
 
@@ -407,7 +410,9 @@ impl Authority {
             audience: &self.audience,
             leeway: self.leeway,
         };
-        let c = access::verify(&self.signing, token, &rules, now.as_second())?;
+        let c = self
+            .verified
+            .verify(&self.signing, token, &rules, now.as_second())?;
         let fail = |reason| {
             Err(BearerError {
                 reason,
@@ -449,12 +454,12 @@ impl Authority {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
-            partner: c.sub,
-            session_id: c.sid,
-            token_id: c.jti,
+            partner: c.sub.clone(),
+            session_id: c.sid.clone(),
+            token_id: c.jti.clone(),
             issued_at,
             expires_at,
-            amr: c.amr,
+            amr: c.amr.clone(),
         })
     }
 }

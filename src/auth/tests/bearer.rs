@@ -322,3 +322,30 @@ fn es256_gateway_key_signs_and_verifies() {
         "acme"
     );
 }
+
+/// A verified token is remembered (its signature is not checked again on the next request),
+/// but its times are checked on every use, a token that differs in one byte is verified
+/// afresh, and a reload that drops the signing key forgets it.
+#[test]
+fn remembered_tokens_are_still_checked_on_every_use() {
+    let mut fx = Fixture::new();
+    fx.signing_keys(&["gw-1", "gw-2"]);
+    let auth = fx.authority();
+    let token = issue_acme(&fx, &auth).access_token;
+    for _ in 0..3 {
+        assert_eq!(auth.verify_bearer(&token, now()).unwrap().partner, "acme");
+    }
+    refused(&auth, &token, at(900 + LEEWAY), "token_expired");
+    refused(&auth, &token, at(-LEEWAY - 1), "token_not_yet_valid");
+    assert!(auth.verify_bearer(&token, now()).is_ok());
+    // The signature's next-to-last character changed: another token, refused.
+    let mut other = token.clone().into_bytes();
+    let i = other.len() - 2;
+    other[i] = if other[i] == b'A' { b'B' } else { b'A' };
+    let other = String::from_utf8(other).unwrap();
+    refused(&auth, &other, now(), "token_bad_signature");
+    // The reloaded authority no longer has the key that signed it.
+    fx.signing_keys(&["gw-2"]);
+    let reloaded = auth.reload(&fx.cfg).unwrap();
+    refused(&reloaded, &token, now(), "token_unknown_kid");
+}
