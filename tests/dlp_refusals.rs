@@ -30,24 +30,7 @@ use gatehouse::store::{
 };
 use tokio::sync::oneshot;
 
-const GATEWAY: &str = r#"
-[token_limits]
-per_ip = "10000/s"
-lockout_after = 1000
-
-[dlp.profiles.pii]
-default_action = "mask"
-[dlp.profiles.pii.actions]
-CREDIT_CARD = { action = "mask", keep_last = 4 }
-PRIVATE_KEY = "block"
-
-[dlp.profiles.strict]
-default_action = "redact"
-[dlp.profiles.strict.actions]
-CREDIT_CARD = { action = "mask", keep_last = 4 }
-EMAIL_ADDRESS = "tokenize"
-PRIVATE_KEY = "block"
-"#;
+use common::DLP_GATEWAY as GATEWAY;
 
 /// `acme` reads under the share's profile (`pii`), `strict` under its grant's (`strict`).
 const PARTNERS: &[(&str, &str, &str)] = &[

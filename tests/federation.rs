@@ -11,11 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::idp::IdpKey;
 use common::{Gateway, LOOSE_TOKEN_LIMITS, Setup};
 use http_body_util::Full;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -24,38 +22,6 @@ const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 const ISSUER: &str = "https://login.idp.test/";
 const AUDIENCE: &str = "gatehouse-client";
 const REFUSED: &str = "the subject token or external id was not accepted";
-
-/// A signing key of the test IdP (P-256).
-struct IdpKey {
-    kid: String,
-    encoding: EncodingKey,
-    jwk: Value,
-}
-
-impl IdpKey {
-    fn new(kid: &str) -> IdpKey {
-        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let raw = kp.public_key_raw();
-        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-        IdpKey {
-            kid: kid.to_owned(),
-            encoding: EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap(),
-            jwk: json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
-                        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}),
-        }
-    }
-
-    /// Signs `claims` with this key, naming `kid` in the header.
-    fn sign_as(&self, kid: &str, claims: &Value) -> String {
-        let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&h, claims, &self.encoding).unwrap()
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        self.sign_as(&self.kid, claims)
-    }
-}
 
 /// The identity provider's JWKS endpoint: HTTPS on 127.0.0.1 with a certificate from its
 /// own CA; each path serves its own document and counts its hits.

@@ -12,10 +12,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::idp::IdpKey;
 use common::{Gateway, Setup, request_id, s3_code};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -27,33 +25,12 @@ const OTHER_ISSUER: &str = "https://login.other-idp.test/";
 const AUDIENCE: &str = "gatehouse-client";
 const OBJECT: &str = "/exports/open/readme.txt";
 
-/// A P-256 signing key of the test identity provider.
-struct IdpKey {
-    encoding: EncodingKey,
-    jwk: Value,
-}
-
-impl IdpKey {
-    fn new() -> IdpKey {
-        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let raw = kp.public_key_raw();
-        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-        IdpKey {
-            encoding: EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap(),
-            jwk: json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "k1",
-                        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}),
-        }
-    }
-
-    /// A login of `alice@partner` at the IdP, signed with this key.
-    fn login(&self) -> String {
-        let now = jiff::Timestamp::now().as_second();
-        let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice@partner",
-                            "iat": now, "exp": now + 600, "amr": ["pwd"]});
-        let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some("k1".to_owned());
-        jsonwebtoken::encode(&h, &claims, &self.encoding).unwrap()
-    }
+/// A login of `alice@partner` at the IdP, signed with `key`.
+fn login(key: &IdpKey) -> String {
+    let now = jiff::Timestamp::now().as_second();
+    let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice@partner",
+                        "iat": now, "exp": now + 600, "amr": ["pwd"]});
+    key.sign(&claims)
 }
 
 /// A gateway whose one partner, `acme`, federates with the test IdP (`[federation]` is the
@@ -67,7 +44,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let key = IdpKey::new();
+    let key = IdpKey::new("k1");
     let jwks_dir = tempfile::tempdir().unwrap();
     let jwks = jwks_dir.path().join("idp.jwks");
     std::fs::write(&jwks, json!({ "keys": [key.jwk] }).to_string()).unwrap();
@@ -124,7 +101,7 @@ async fn exchange(
 
 /// Exchanges with `extra` and expects an access token for `acme` that reads the object.
 async fn expect_served(f: &Fixture, extra: &[(&str, &str)]) -> String {
-    let (status, body, id) = exchange(f, &f.key.login(), extra).await;
+    let (status, body, id) = exchange(f, &login(&f.key), extra).await;
     assert_eq!(status, 200, "{extra:?}: {body}");
     assert_eq!(body["issued_token_type"], ACCESS_TOKEN_TYPE, "{body}");
     let event = f.g.audit_event(&id).await;
@@ -144,7 +121,7 @@ async fn expect_served(f: &Fixture, extra: &[(&str, &str)]) -> String {
 /// names `names` and repeats none of the values sent, with no token, audited as a refused
 /// `token` event with `reason`.
 async fn expect_refused(f: &Fixture, extra: &[(&str, &str)], names: &str, reason: &str) {
-    let (status, body, id) = exchange(f, &f.key.login(), extra).await;
+    let (status, body, id) = exchange(f, &login(&f.key), extra).await;
     assert_eq!(status, 400, "{extra:?}: {body}");
     let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(fields, ["error", "error_description"], "no token: {body}");
@@ -165,7 +142,7 @@ async fn expect_refused(f: &Fixture, extra: &[(&str, &str)], names: &str, reason
 async fn delegation_with_an_actor_token_is_refused() {
     let f = fixture().await;
     expect_served(&f, &[]).await;
-    let actor = f.key.login();
+    let actor = login(&f.key);
     for extra in [
         &[
             ("actor_token", actor.as_str()),
@@ -296,7 +273,7 @@ async fn a_federated_token_is_refused_once_its_federation_is_removed_by_a_reload
     // Only federated sessions end: the key-based one keeps reading.
     assert_eq!(f.g.get(&keyed, OBJECT).await.status(), 200);
     // And no new token can be had by exchange.
-    let (status, body, _) = exchange(&f, &f.key.login(), &[]).await;
+    let (status, body, _) = exchange(&f, &login(&f.key), &[]).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.get("access_token").is_none(), "{body}");
     f.g.stop().await;

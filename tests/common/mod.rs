@@ -2,6 +2,7 @@
 //! with the `fs` store or S3 served by moto on loopback, and HTTPS clients trusting its dev CA.
 #![allow(dead_code)]
 
+pub mod idp;
 pub mod moto;
 
 /// Runs each listed `async fn name(Backend)` once per backend, as `fs::name` and `s3::name`.
@@ -65,6 +66,27 @@ pub struct Setup {
 
 /// Token endpoint limits loose enough for tests that mint many tokens from 127.0.0.1.
 pub const LOOSE_TOKEN_LIMITS: &str = "[token_limits]\nper_ip = \"10000/s\"\nlockout_after = 1000\n";
+
+/// Loose token limits and two DLP profiles: `pii` (masks, keeps a card's last four, blocks
+/// private keys) and `strict` (redacts, tokenizes emails, same cards and keys).
+pub const DLP_GATEWAY: &str = r#"
+[token_limits]
+per_ip = "10000/s"
+lockout_after = 1000
+
+[dlp.profiles.pii]
+default_action = "mask"
+[dlp.profiles.pii.actions]
+CREDIT_CARD = { action = "mask", keep_last = 4 }
+PRIVATE_KEY = "block"
+
+[dlp.profiles.strict]
+default_action = "redact"
+[dlp.profiles.strict.actions]
+CREDIT_CARD = { action = "mask", keep_last = 4 }
+EMAIL_ADDRESS = "tokenize"
+PRIVATE_KEY = "block"
+"#;
 
 /// Shares every test gateway has: `exports` (internal prefix `internal/exp/`) and `other`.
 pub const DEFAULT_PARTNERS: &[(&str, &str, &str)] = &[
