@@ -52,13 +52,13 @@ fn bench(c: &mut Criterion) {
         ..AuditConfig::at(dir.path().join("audit"))
     };
     let audit = Audit::open(&cfg).unwrap();
-    let body = gatehouse::audit::ocsf::encode_value(serde_json::to_value(event(0)).unwrap());
+    let body = gatehouse::audit::ocsf::encode_event(&event(0)).unwrap();
 
     let mut g = c.benchmark_group("audit");
     g.throughput(Throughput::Elements(1));
     g.bench_function("ocsf_encode_one_event", |b| {
         let ev = event(0);
-        b.iter(|| gatehouse::audit::ocsf::encode_value(serde_json::to_value(&ev).unwrap()));
+        b.iter(|| gatehouse::audit::ocsf::encode_event(&ev).unwrap());
     });
     g.bench_function("chain_one_line", |b| {
         let mut head = Head::genesis();

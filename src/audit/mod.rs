@@ -337,14 +337,12 @@ impl Audit {
     /// The event as the OCSF record the writer chains, made on the caller's thread so the
     /// single writer thread only chains, writes and syncs.
     fn serialise(&self, event: &Event) -> Option<Vec<u8>> {
-        match serde_json::to_value(event) {
-            Ok(v) => Some(ocsf::encode_value(v)),
-            Err(e) => {
-                tracing::error!(error = %e, "audit event could not be serialised");
-                self.inner.shared.healthy.store(false, Ordering::Release);
-                None
-            }
+        let line = ocsf::encode_event(event);
+        if line.is_none() {
+            tracing::error!("audit event could not be serialised");
+            self.inner.shared.healthy.store(false, Ordering::Release);
         }
+        line
     }
 
     fn send(&self, msg: Msg) {
@@ -356,6 +354,9 @@ impl Audit {
 
 /// The `request_start` record of `draft`: its fields so far, allowed, with `status`.
 fn start_record(draft: &Event, status: u16) -> Result<Vec<u8>, Unavailable> {
+    if draft.kind == Kind::Request {
+        return Ok(ocsf::encode_request(draft, Some(status)));
+    }
     let mut start = serde_json::to_value(draft).map_err(|_| Unavailable)?;
     start["kind"] = "request_start".into();
     start["status"] = status.into();

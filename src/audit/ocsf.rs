@@ -21,6 +21,20 @@
 
 use serde_json::{Map, Value, json};
 
+mod request;
+
+pub(super) use request::encode as encode_request;
+
+/// The OCSF line of an event, as the writer chains it: data requests are written straight
+/// from the event, other kinds through [`encode_value`]. `None` when the event cannot be
+/// serialised.
+pub fn encode_event(event: &super::Event) -> Option<Vec<u8>> {
+    if event.kind == super::Kind::Request {
+        return Some(encode_request(event, None));
+    }
+    serde_json::to_value(event).ok().map(encode_value)
+}
+
 /// The OCSF schema version the events follow.
 pub const OCSF_VERSION: &str = "1.3.0";
 
