@@ -156,15 +156,18 @@ impl VerifiedTokens {
             Some(c) => c,
             None => {
                 let c = Arc::new(verify_signed(keys, token, rules)?);
+                // Only tokens usable now take a place.
+                check_times(&c, rules, now)?;
                 let mut map = self.0.lock();
                 if map.len() >= VERIFIED_MAX {
                     map.retain(|_, c| c.exp.saturating_add(rules.leeway) > now);
-                    if map.len() >= VERIFIED_MAX {
+                    // Mostly live tokens: start over rather than scan again on every insert.
+                    if map.len() >= VERIFIED_MAX * 3 / 4 {
                         map.clear();
                     }
                 }
                 map.insert(digest, Arc::clone(&c));
-                c
+                return Ok(c);
             }
         };
         check_times(&c, rules, now)?;

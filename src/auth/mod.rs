@@ -416,7 +416,7 @@ impl Authority {
         let fail = |reason| {
             Err(BearerError {
                 reason,
-                holder: Some((c.sub.clone(), c.sid.clone())),
+                partner: Some(c.sub.clone()),
             })
         };
         let Some(partner) = self.partners.get(&c.sub) else {
@@ -439,13 +439,13 @@ impl Authority {
                     return fail("partner_federation_removed");
                 }
             }
-            _ => return fail("token_malformed"),
+            _ => return Err(BearerError::new("token_malformed")),
         }
         let (Ok(issued_at), Ok(expires_at)) = (
             jiff::Timestamp::from_second(c.iat),
             jiff::Timestamp::from_second(c.exp),
         ) else {
-            return fail("token_malformed");
+            return Err(BearerError::new("token_malformed"));
         };
         Ok(Session {
             scopes: c

@@ -90,10 +90,10 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BearerError {
     pub reason: &'static str,
-    /// `(partner, session id)` of a token the gateway signed and that is still valid, refused
-    /// for what the configuration now says of its partner (`partner_*` reasons), so the
-    /// refusal is on record under whose it was; `None` when the token itself is not valid.
-    pub holder: Option<(String, String)>,
+    /// The partner of a token the gateway signed and that is still valid, refused for what
+    /// the configuration now says of that partner (`partner_*` reasons), so the refusal is on
+    /// record under whose it was; `None` when the token itself is not valid.
+    pub partner: Option<String>,
 }
 
 impl BearerError {
@@ -101,7 +101,7 @@ impl BearerError {
     pub fn new(reason: &'static str) -> BearerError {
         BearerError {
             reason,
-            holder: None,
+            partner: None,
         }
     }
 }

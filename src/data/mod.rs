@@ -238,11 +238,10 @@ fn authenticate(
             } else {
                 S3Error::InvalidToken
             };
-            // An authentic token refused for its partner: on record under whose it is.
-            if let Some((partner, session)) = e.holder {
-                ctx.event.partner = Some(partner);
-                ctx.event.session_id = Some(session);
-            }
+            // An authentic token refused for its partner: on record under whose it is. Not its
+            // session: a refusal without one stays an unauthenticated one (flood budget,
+            // alert baselines).
+            ctx.event.partner = e.partner;
             Refusal::new(error, e.reason)
         })?;
     ctx.event.partner = Some(session.partner.clone());

@@ -347,8 +347,7 @@ impl Scanner {
         // Only the candidates decided now are ordered; later ones wait unsorted.
         let mut decided = std::mem::take(&mut self.decided);
         decided.extend(self.pending.extract_if(.., |c| c.start < frontier));
-        let engine = Arc::clone(&self.engine);
-        let rank = &engine.ranks;
+        let rank = &self.engine.ranks;
         // Stable: each detector's candidates arrive as a sorted run, which a merge sort uses.
         decided.sort_by_key(|c| {
             let len = std::cmp::Reverse(c.end - c.start);

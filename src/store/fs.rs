@@ -187,7 +187,9 @@ impl FsStore {
                 let Some(meta) =
                     meta.filter(|m| m.body_id == body_id(&stat) && m.size == stat.len())
                 else {
-                    std::thread::sleep(Duration::from_millis(1 << attempt));
+                    if attempt + 1 < READ_ATTEMPTS {
+                        std::thread::sleep(Duration::from_millis(1 << attempt));
+                    }
                     continue;
                 };
                 let Some(range) = read else {

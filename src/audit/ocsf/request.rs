@@ -156,6 +156,8 @@ pub(in crate::audit) fn encode(ev: &Event, start: Option<u16>) -> Vec<u8> {
     serde_json::to_vec(&rec).unwrap_or_else(|_| super::encode_value(Value::Null))
 }
 
+/// A nested record as the tree holds it (members sorted). The types nested here (strings,
+/// numbers, lists of them) always serialise.
 fn sorted(v: &impl Serialize) -> Option<Value> {
     serde_json::to_value(v).ok()
 }
