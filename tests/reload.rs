@@ -197,6 +197,33 @@ async fn suspending_a_partner_refuses_its_next_request_and_cuts_its_transfer() {
     let (status, text) = status_of(&g, &t, "/exports/a.txt").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
     assert_eq!(s3_code(&text), "InvalidToken");
+    // Its refusals name the partner but no session, so they stay under the flood budget of
+    // unauthenticated refusals: written one by one up to the burst (20), then counted.
+    for _ in 0..30 {
+        assert_eq!(
+            status_of(&g, &t, "/exports/a.txt").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    g.state.audit.flush().await.unwrap();
+    let lines = g.audit_lines(0).await;
+    let written: Vec<_> = lines
+        .iter()
+        .filter(|l| l["kind"] == "request" && l["reason"] == "partner_suspended")
+        .collect();
+    assert!(
+        written
+            .iter()
+            .all(|l| l["partner"] == "slow" && l.get("session_id").is_none()),
+        "{written:?}"
+    );
+    let counted: u64 = lines
+        .iter()
+        .filter(|l| l["kind"] == "refusals_aggregated")
+        .filter_map(|l| l["reasons"]["partner_suspended"].as_u64())
+        .sum();
+    assert_eq!(written.len() as u64 + counted, 31);
+    assert!(written.len() < 31, "a budget, not one line each");
     // And no new token.
     let (status, _) = g
         .token_request(&[
