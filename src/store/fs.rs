@@ -55,7 +55,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use super::{
@@ -67,6 +67,10 @@ use super::{
 const COMPONENT: usize = 200;
 const OBJECT_SUFFIX: &str = ".o";
 const READ_CHUNK: usize = 64 * 1024;
+/// Chunks of an upload waiting for the writer.
+const RECEIVE_QUEUE: usize = 16;
+/// Buffer of the upload writer (one `write` per this many bytes).
+const WRITE_BUFFER: usize = 256 * 1024;
 /// Bodies (or ranges) up to this size are read in the same blocking call as their metadata:
 /// a small GET costs one hand-off to the blocking pool instead of five.
 const INLINE_READ: u64 = 64 * 1024;
@@ -229,56 +233,80 @@ impl FsStore {
     }
 
     /// Streams `body` into the temp file at `path`; returns size, ETag and the file identity.
+    /// One blocking task hashes and writes while this task receives: the MD5 of the ETag and
+    /// the writes stay off the async workers, and the chunks in between are bounded
+    /// ([`RECEIVE_QUEUE`]), so memory stays constant.
     async fn receive(
         path: &Path,
         mut body: ByteStream,
         expected: Option<u64>,
     ) -> Result<(u64, String, u64), StoreError> {
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .await
-            .map_err(|e| io_failure("create temp file", e))?;
-        let mut md5 = Md5::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(RECEIVE_QUEUE);
+        // Set once the whole body was handed over; otherwise the file is not synced.
+        let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::clone(&complete);
+        let path = path.to_owned();
+        let writer = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| io_failure("create temp file", e))?;
+            let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            let mut md5 = Md5::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                md5.update(&chunk);
+                std::io::Write::write_all(&mut out, &chunk)
+                    .map_err(|e| io_failure("write temp file", e))?;
+            }
+            if !done.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(StoreError::Body("upload ended early".into()));
+            }
+            let file = out
+                .into_inner()
+                .map_err(|e| io_failure("write temp file", e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| io_failure("sync temp file", e))?;
+            let stat = file
+                .metadata()
+                .map_err(|e| io_failure("stat temp file", e))?;
+            Ok((format!("\"{}\"", hex(&md5.finalize())), body_id(&stat)))
+        });
         let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            size += chunk.len() as u64;
+        let fed: Result<(), StoreError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                size += chunk.len() as u64;
+                if let Some(n) = expected
+                    && size > n
+                {
+                    return Err(StoreError::Body(format!(
+                        "body longer than its content-length {n}"
+                    )));
+                }
+                if tx.send(chunk).await.is_err() {
+                    // The writer stopped: its error says why.
+                    return Ok(());
+                }
+            }
             if let Some(n) = expected
-                && size > n
+                && size != n
             {
                 return Err(StoreError::Body(format!(
-                    "body longer than its content-length {n}"
+                    "body ended after {size} of {n} bytes"
                 )));
             }
-            md5.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| io_failure("write temp file", e))?;
+            complete.store(true, std::sync::atomic::Ordering::Release);
+            Ok(())
         }
-        if let Some(n) = expected
-            && size != n
-        {
-            return Err(StoreError::Body(format!(
-                "body ended after {size} of {n} bytes"
-            )));
-        }
-        file.flush()
+        .await;
+        drop(tx);
+        let written = writer
             .await
-            .map_err(|e| io_failure("write temp file", e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| io_failure("sync temp file", e))?;
-        let stat = file
-            .metadata()
-            .await
-            .map_err(|e| io_failure("stat temp file", e))?;
-        Ok((
-            size,
-            format!("\"{}\"", hex(&md5.finalize())),
-            body_id(&stat),
-        ))
+            .map_err(|e| StoreError::Upstream(format!("store task failed: {e}")))?;
+        fed?;
+        let (etag, id) = written?;
+        Ok((size, etag, id))
     }
 }
 
