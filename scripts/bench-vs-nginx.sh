@@ -2,7 +2,9 @@
 # Puts gatehouse beside nginx on this machine, both over TLS with the same certificate and the
 # same files, and prints ratios (gatehouse / nginx):
 #   1. large-object GET throughput (curl, SIZE_MIB, default 256), best of RUNS (default 3);
-#   2. small-object (4 KiB) GET request rate with auth + policy + audit (wrk, DURATION s, CONNS).
+#   2. small-object (4 KiB) GET request rate with auth + policy + audit (wrk, DURATION s, CONNS);
+#   3. large-object PUT throughput (curl -T, SIZE_MIB), best of RUNS: gatehouse stores, hashes
+#      (MD5 ETag) and fsyncs before answering; nginx's WebDAV PUT writes a temp file and renames.
 # The gateway uses the embedded fs store. Needs nginx and wrk (installed from Debian if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,16 +58,21 @@ events { worker_connections 1024; }
 http {
   access_log $work/nginx-access.log;
   sendfile off;
+  client_body_temp_path $work/upload-tmp;
+  client_max_body_size 0;
   server {
     listen 127.0.0.1:$nport ssl http2;
     ssl_certificate $data/tls/server.pem;
     ssl_certificate_key $data/tls/server.key;
     ssl_protocols TLSv1.2 TLSv1.3;
     root $work/www;
+    location /up/ { dav_methods PUT; create_full_put_path on; }
   }
 }
 NGINX
+mkdir -p "$work/upload-tmp" "$work/www/up"
 chmod 755 "$work"; chmod -R a+rX "$work/www"   # nginx workers run unprivileged
+chmod 777 "$work/upload-tmp" "$work/www/up"
 nginx -c "$work/nginx.conf"
 sleep 0.5
 for url in "https://127.0.0.1:$nport/small.bin" "https://127.0.0.1:$gport/demo/small.bin"; do
@@ -84,6 +91,18 @@ best_speed() { # url [header]
 g_big=$(best_speed "https://127.0.0.1:$gport/demo/big.bin" "Authorization: Bearer $TOKEN")
 n_big=$(best_speed "https://127.0.0.1:$nport/big.bin")
 
+best_upload() { # url [header]
+  local best=0 s i=0
+  for _ in $(seq "$RUNS"); do
+    i=$((i + 1))
+    s=$(curl -sf --cacert "$ca" ${2:+-H "$2"} -T "$work/www/big.bin" -o /dev/null -w '%{speed_upload}' "$1$i.bin")
+    best=$(python3 -c "print(max($best, $s))")
+  done
+  echo "$best"
+}
+g_put=$(best_upload "https://127.0.0.1:$gport/demo/up/put" "Authorization: Bearer $TOKEN")
+n_put=$(best_upload "https://127.0.0.1:$nport/up/put")
+
 cat > "$work/auth.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 LUA
@@ -95,9 +114,10 @@ rps() { # refuses to report a rate that includes error responses
 g_rps=$(rps -s "$work/auth.lua" "https://127.0.0.1:$gport/demo/small.bin")
 n_rps=$(rps "https://127.0.0.1:$nport/small.bin")
 
-python3 - "$g_big" "$n_big" "$g_rps" "$n_rps" "$SIZE_MIB" <<'PY'
+python3 - "$g_big" "$n_big" "$g_rps" "$n_rps" "$SIZE_MIB" "$g_put" "$n_put" <<'PY'
 import sys
-gb, nb, gr, nr, size = map(float, sys.argv[1:])
+gb, nb, gr, nr, size, gp, np_ = map(float, sys.argv[1:])
 print(f"large GET ({int(size)} MiB, TLS, HTTP/1.1):  gatehouse {gb/2**20:8.1f} MiB/s   nginx {nb/2**20:8.1f} MiB/s   ratio {gb/nb:.2f}")
 print(f"small GET (4 KiB, TLS, wrk):            gatehouse {gr:8.0f} req/s   nginx {nr:8.0f} req/s   ratio {gr/nr:.2f}")
+print(f"large PUT ({int(size)} MiB, TLS, HTTP/1.1):  gatehouse {gp/2**20:8.1f} MiB/s   nginx {np_/2**20:8.1f} MiB/s   ratio {gp/np_:.2f}")
 PY
