@@ -245,13 +245,18 @@ impl FsStore {
         // Set once the whole body was handed over; otherwise the file is not synced.
         let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let done = Arc::clone(&complete);
+        // Created before any byte is read, so the caller's temp-file guard always has a file
+        // to remove, even when the upload is dropped at once.
         let path = path.to_owned();
-        let writer = tokio::task::spawn_blocking(move || {
-            let file = std::fs::OpenOptions::new()
+        let file = blocking(move || {
+            std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&path)
-                .map_err(|e| io_failure("create temp file", e))?;
+                .map_err(|e| io_failure("create temp file", e))
+        })
+        .await?;
+        let writer = tokio::task::spawn_blocking(move || {
             let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
             let mut md5 = Md5::new();
             while let Some(chunk) = rx.blocking_recv() {
