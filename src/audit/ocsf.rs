@@ -275,16 +275,35 @@ fn class_of(kind: &str) -> (u64, &'static str, u64, &'static str) {
     }
 }
 
+/// The activity of a data request, by its HTTP method.
+fn request_activity(method: &str) -> (u64, &'static str) {
+    match method {
+        "GET" | "HEAD" => (2, "Read"),
+        "PUT" => (1, "Create"),
+        "DELETE" => (4, "Delete"),
+        "" => (0, "Unknown"),
+        _ => (99, "Other"),
+    }
+}
+
+/// The S3 operation a data request stands for (`api.operation`).
+fn operation(method: &str, share: bool, key: bool) -> &str {
+    match (method, share, key) {
+        ("GET", true, true) => "GetObject",
+        ("HEAD", true, true) => "HeadObject",
+        ("GET", true, false) => "ListObjectsV2",
+        ("HEAD", true, false) => "HeadBucket",
+        ("PUT", true, true) => "PutObject",
+        ("DELETE", true, true) => "DeleteObject",
+        ("", _, _) => "unauthenticated requests",
+        (m, _, _) => m,
+    }
+}
+
 fn activity_of(kind: &str, n: &Map<String, Value>) -> (u64, &'static str) {
     let method = n.get("method").and_then(Value::as_str).unwrap_or("");
     match kind {
-        "request" | "request_start" => match method {
-            "GET" | "HEAD" => (2, "Read"),
-            "PUT" => (1, "Create"),
-            "DELETE" => (4, "Delete"),
-            "" => (0, "Unknown"),
-            _ => (99, "Other"),
-        },
+        "request" | "request_start" => request_activity(method),
         "refusals_aggregated" => (0, "Unknown"),
         "token" => (1, "Logon"),
         "session" => (2, "Logoff"),
@@ -378,17 +397,7 @@ fn api_activity(e: &mut Map<String, Value>, n: &mut Map<String, Value>) {
         .unwrap_or("");
     let share = n.get("share").and_then(Value::as_str).map(str::to_owned);
     let key = n.get("key").and_then(Value::as_str).map(str::to_owned);
-    let operation = match (method, &share, &key) {
-        ("GET", Some(_), Some(_)) => "GetObject",
-        ("HEAD", Some(_), Some(_)) => "HeadObject",
-        ("GET", Some(_), None) => "ListObjectsV2",
-        ("HEAD", Some(_), None) => "HeadBucket",
-        ("PUT", Some(_), Some(_)) => "PutObject",
-        ("DELETE", Some(_), Some(_)) => "DeleteObject",
-        ("", _, _) => "unauthenticated requests",
-        (m, _, _) => m,
-    }
-    .to_string();
+    let operation = operation(method, share.is_some(), key.is_some()).to_string();
     let mut api = json!({"operation": operation, "service": {"name": "gatehouse"}});
     if let Some(id) = e.get("metadata").and_then(|m| m.get("uid")) {
         api["request"] = json!({ "uid": id });

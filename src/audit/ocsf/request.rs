@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{API_ACTIVITY, OCSF_VERSION};
+use super::OCSF_VERSION;
 use crate::audit::{Decision, Event};
 
 /// The record of `ev` as a `request` line, or with `start = Some(status)` as its
@@ -17,13 +17,8 @@ pub(in crate::audit) fn encode(ev: &Event, start: Option<u16>) -> Vec<u8> {
         Some(status) => ("request_start", status, Decision::Allow, "ok"),
         None => ("request", ev.status, ev.decision, ev.reason.as_str()),
     };
-    let (activity_id, activity_name) = match ev.method.as_str() {
-        "GET" | "HEAD" => (2, "Read"),
-        "PUT" => (1, "Create"),
-        "DELETE" => (4, "Delete"),
-        "" => (0, "Unknown"),
-        _ => (99, "Other"),
-    };
+    let (class_uid, class_name, category_uid, category_name) = super::class_of(kind);
+    let (activity_id, activity_name) = super::request_activity(&ev.method);
     let blocked = ev
         .dlp
         .as_ref()
@@ -40,16 +35,7 @@ pub(in crate::audit) fn encode(ev: &Event, start: Option<u16>) -> Vec<u8> {
     };
     let share = ev.share.as_deref();
     let key = ev.key.as_deref();
-    let operation = match (ev.method.as_str(), share, key) {
-        ("GET", Some(_), Some(_)) => "GetObject",
-        ("HEAD", Some(_), Some(_)) => "HeadObject",
-        ("GET", Some(_), None) => "ListObjectsV2",
-        ("HEAD", Some(_), None) => "HeadBucket",
-        ("PUT", Some(_), Some(_)) => "PutObject",
-        ("DELETE", Some(_), Some(_)) => "DeleteObject",
-        ("", _, _) => "unauthenticated requests",
-        (m, _, _) => m,
-    };
+    let operation = super::operation(&ev.method, share.is_some(), key.is_some());
     let resource = match (share, key) {
         (Some(s), Some(k)) => Some(Resource {
             group: Some(Name { name: s }),
@@ -86,10 +72,10 @@ pub(in crate::audit) fn encode(ev: &Event, start: Option<u16>) -> Vec<u8> {
             },
             service: Name { name: "gatehouse" },
         },
-        category_name: "Application Activity",
-        category_uid: 6,
-        class_name: "API Activity",
-        class_uid: API_ACTIVITY,
+        category_name,
+        category_uid,
+        class_name,
+        class_uid,
         duration: ev
             .duration_ms
             .is_finite()
@@ -128,8 +114,8 @@ pub(in crate::audit) fn encode(ev: &Event, start: Option<u16>) -> Vec<u8> {
         time: ev.time.as_millisecond(),
         time_dt: &ev.time,
         timezone_offset: 0,
-        type_name: format!("API Activity: {activity_name}"),
-        type_uid: API_ACTIVITY * 100 + activity_id,
+        type_name: format!("{class_name}: {activity_name}"),
+        type_uid: class_uid * 100 + activity_id,
         unmapped: Unmapped {
             aborted: ev.aborted.then_some(true),
             amr: ev.amr.as_deref(),
