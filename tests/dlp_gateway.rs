@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 
 use common::{Backend, Gateway, Setup, s3_code};
 
-use common::DLP_GATEWAY as GATEWAY;
-
 const PARTNERS: &[(&str, &str, &str)] = &[
     (
         "acme",
@@ -61,15 +59,7 @@ const SECRETS: [&str; 6] = [
 ];
 
 async fn start(backend: Backend, encrypt: bool) -> Gateway {
-    Gateway::start(Setup {
-        backend,
-        partners: PARTNERS.to_vec(),
-        gateway_extra: GATEWAY,
-        exports_extra: "dlp_profile = \"pii\"",
-        encrypt,
-        ..Setup::default()
-    })
-    .await
+    common::start_dlp(backend, PARTNERS, encrypt).await
 }
 
 async fn put(g: &Gateway, token: &str, key: &str, body: &str, ct: &str) -> reqwest::Response {

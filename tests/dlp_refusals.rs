@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::{Backend, Gateway, Setup, s3_code};
+use common::{Backend, Gateway, s3_code};
 use futures_util::StreamExt;
 use gatehouse::config::Config;
 use gatehouse::state::State;
@@ -29,8 +29,6 @@ use gatehouse::store::{
     ObjectStore, PutOptions, PutResult, Staged, StoreError,
 };
 use tokio::sync::oneshot;
-
-use common::DLP_GATEWAY as GATEWAY;
 
 /// `acme` reads under the share's profile (`pii`), `strict` under its grant's (`strict`).
 const PARTNERS: &[(&str, &str, &str)] = &[
@@ -53,15 +51,7 @@ const FIRST: &str = "first version of the report\ncard 4111 1111 1111 1111\n";
 const SECOND: &str = "second version of the report, a little longer\ncard 5555 5555 5555 4444\n";
 
 async fn start(backend: Backend, encrypt: bool) -> Gateway {
-    Gateway::start(Setup {
-        backend,
-        partners: PARTNERS.to_vec(),
-        gateway_extra: GATEWAY,
-        exports_extra: "dlp_profile = \"pii\"",
-        encrypt,
-        ..Setup::default()
-    })
-    .await
+    common::start_dlp(backend, PARTNERS, encrypt).await
 }
 
 /// A second partner listener of `g`: the same `run`, serving a state rebuilt from `g`'s files

@@ -195,19 +195,7 @@ async fn exchange_with(
         ("external_id", external_id),
     ];
     form.extend_from_slice(extra);
-    let resp = g
-        .client
-        .post(g.url("/v1/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let id = resp.headers()["x-amz-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (status, resp.json().await.unwrap(), id)
+    g.token_request_id(&form).await
 }
 
 /// Exchanges and expects an access token.

@@ -87,16 +87,7 @@ async fn exchange(
     // A parameter given in `extra` replaces the default of the same name.
     form.retain(|(name, _)| extra.iter().all(|(n, _)| n != name));
     form.extend_from_slice(extra);
-    let resp = g
-        .client
-        .post(g.url("/v1/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let id = request_id(&resp);
-    (status, resp.json().await.unwrap(), id)
+    g.token_request_id(&form).await
 }
 
 /// Exchanges with `extra` and expects an access token for `acme` that reads the object.

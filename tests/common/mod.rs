@@ -88,6 +88,23 @@ EMAIL_ADDRESS = "tokenize"
 PRIVATE_KEY = "block"
 "#;
 
+/// A gateway with [`DLP_GATEWAY`]'s profiles and `pii` on the `exports` share.
+pub async fn start_dlp(
+    backend: Backend,
+    partners: &[(&'static str, &'static str, &'static str)],
+    encrypt: bool,
+) -> Gateway {
+    Gateway::start(Setup {
+        backend,
+        partners: partners.to_vec(),
+        gateway_extra: DLP_GATEWAY,
+        exports_extra: "dlp_profile = \"pii\"",
+        encrypt,
+        ..Setup::default()
+    })
+    .await
+}
+
 /// Shares every test gateway has: `exports` (internal prefix `internal/exp/`) and `other`.
 pub const DEFAULT_PARTNERS: &[(&str, &str, &str)] = &[
     (
@@ -368,6 +385,15 @@ impl Gateway {
 
     /// POSTs a token request form; gives status and JSON body.
     pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let (status, body, _) = self.token_request_id(form).await;
+        (status, body)
+    }
+
+    /// [`Gateway::token_request`], with the request id the answer carries.
+    pub async fn token_request_id(
+        &self,
+        form: &[(&str, &str)],
+    ) -> (u16, serde_json::Value, String) {
         let resp = self
             .client
             .post(self.url("/v1/token"))
@@ -376,7 +402,8 @@ impl Gateway {
             .await
             .unwrap();
         let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
+        let id = request_id(&resp);
+        (status, resp.json().await.unwrap(), id)
     }
 
     /// Gets an access token for a partner through the token endpoint.
